@@ -1,0 +1,109 @@
+# msb: build, set-up and tests.
+#
+#   make            build everything into build/
+#   make setup      install host packages and the guest assets (idempotent)
+#   make check      build and run every test; ends with "N passed, N failed"
+#   make fuzz       build the libFuzzer targets (clang)
+#   make bench      run the benchmarks
+
+CC ?= cc
+MUSL_CC ?= musl-gcc
+CLANG ?= clang
+BUILD := build
+
+WARNINGS := -Wall -Wextra -Werror -Wshadow -Wvla -Wno-unused-parameter -Wno-format-truncation \
+	-Wmissing-prototypes -Wstrict-prototypes
+CFLAGS ?= -O2 -g
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARNINGS) -MMD -MP -Iinclude
+HOST_CFLAGS := $(BASE_CFLAGS) -fPIC $(CFLAGS)
+# musl-gcc does not see the kernel's UAPI headers; adding the system include
+# directories after musl's own keeps musl's libc headers first.
+AGENT_CFLAGS := $(BASE_CFLAGS) -Os -static -idirafter /usr/include -idirafter /usr/include/x86_64-linux-gnu
+
+PROTO_SRC := $(wildcard src/proto/*.c)
+CLIENT_SRC := $(wildcard src/client/*.c)
+RUNTIME_SRC := $(wildcard src/runtime/*.c src/engine/*.c src/guest/*.c)
+CLI_SRC := $(wildcard src/cli/*.c)
+AGENT_SRC := $(wildcard src/agentd/*.c)
+UNIT_SRC := $(wildcard tests/unit/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+PROTO_OBJ := $(call obj,$(PROTO_SRC))
+CLIENT_OBJ := $(call obj,$(CLIENT_SRC))
+RUNTIME_OBJ := $(call obj,$(RUNTIME_SRC))
+CLI_OBJ := $(call obj,$(CLI_SRC))
+UNIT_OBJ := $(call obj,$(UNIT_SRC))
+AGENT_BLOB_OBJ := $(BUILD)/obj/agent_blob.o
+
+LIBS := -lsqlite3
+
+PROGRAMS := $(BUILD)/msb $(BUILD)/msb-agentd $(BUILD)/libmsb.a $(BUILD)/libmsb.so \
+	$(BUILD)/tests/unit-tests $(BUILD)/tests/cbor-roundtrip
+
+.PHONY: all setup check unit fuzz fuzz-run bench clean
+all: $(PROGRAMS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(HOST_CFLAGS) -c $< -o $@
+
+$(BUILD)/msb-agentd: $(AGENT_SRC) $(PROTO_SRC) $(wildcard src/agentd/*.h src/proto/*.h)
+	@mkdir -p $(BUILD)
+	$(MUSL_CC) $(AGENT_CFLAGS) $(AGENT_SRC) $(PROTO_SRC) -o $@
+	strip $@
+
+# The agent binary travels inside msb, so one file is all a host needs.
+$(AGENT_BLOB_OBJ): src/guest/agent_blob.S $(BUILD)/msb-agentd
+	@mkdir -p $(dir $@)
+	$(CC) -c -DAGENT_PATH='"$(BUILD)/msb-agentd"' $< -o $@
+
+$(BUILD)/libmsb.a: $(CLIENT_OBJ) $(PROTO_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libmsb.so: $(CLIENT_OBJ) $(PROTO_OBJ)
+	$(CC) -shared -o $@ $^
+
+$(BUILD)/msb: $(CLI_OBJ) $(RUNTIME_OBJ) $(CLIENT_OBJ) $(PROTO_OBJ) $(AGENT_BLOB_OBJ)
+	$(CC) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/unit-tests: $(UNIT_OBJ) $(RUNTIME_OBJ) $(CLIENT_OBJ) $(PROTO_OBJ) $(AGENT_BLOB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/cbor-roundtrip: $(call obj,tests/tools/cbor_roundtrip.c) $(PROTO_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^
+
+setup: all
+	src/guest/setup.sh
+
+unit: $(BUILD)/tests/unit-tests
+	$(BUILD)/tests/unit-tests
+
+check: all
+	tests/run-all.sh
+
+# libFuzzer targets, built with clang's sanitizers.
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+fuzz: $(FUZZ_TARGETS)
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(wildcard src/proto/*.h)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) $< $(PROTO_SRC) -o $@
+
+# Runs each fuzz target for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 30
+fuzz-run: fuzz
+	tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+bench: all
+	bench/run.sh
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
