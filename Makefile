@@ -21,7 +21,8 @@ HOST_CFLAGS := $(BASE_CFLAGS) -fPIC $(CFLAGS)
 AGENT_CFLAGS := $(BASE_CFLAGS) -Os -static -idirafter /usr/include -idirafter /usr/include/x86_64-linux-gnu
 
 PROTO_SRC := $(wildcard src/proto/*.c)
-CLIENT_SRC := $(wildcard src/client/*.c)
+BASE_SRC := $(wildcard src/base/*.c)
+CLIENT_SRC := $(wildcard src/client/*.c) $(BASE_SRC)
 RUNTIME_SRC := $(wildcard src/runtime/*.c src/engine/*.c src/guest/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
 AGENT_SRC := $(wildcard src/agentd/*.c)
@@ -76,7 +77,8 @@ $(BUILD)/tests/cbor-roundtrip: $(call obj,tests/tools/cbor_roundtrip.c) $(PROTO_
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^
 
-setup: all
+# Installs host packages first, so it cannot depend on targets that need them.
+setup:
 	src/guest/setup.sh
 
 unit: $(BUILD)/tests/unit-tests

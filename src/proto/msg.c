@@ -1307,6 +1307,29 @@ int msg_decode(const uint8_t *frame, size_t frame_len, struct msg *m)
 	return 0;
 }
 
+enum msg_type msg_peek_type(const uint8_t *frame, size_t frame_len)
+{
+	struct cbor_reader r;
+	uint64_t count;
+
+	if (frame_len < FRAME_HEADER_BYTES)
+		return MSG_UNKNOWN;
+	cbor_reader_init(&r, frame + FRAME_HEADER_BYTES, frame_len - FRAME_HEADER_BYTES);
+	if (cbor_get_map(&r, &count) < 0)
+		return MSG_UNKNOWN;
+	for (uint64_t i = 0; i < count; i++) {
+		struct span key, name;
+
+		if (cbor_get_text(&r, &key) < 0)
+			return MSG_UNKNOWN;
+		if (span_eq_cstr(key, "t"))
+			return cbor_get_text(&r, &name) < 0 ? MSG_UNKNOWN : msg_type_from_name(name);
+		if (cbor_skip(&r) < 0)
+			return MSG_UNKNOWN;
+	}
+	return MSG_UNKNOWN;
+}
+
 void msg_free(struct msg *m)
 {
 	switch (m->type) {

@@ -320,6 +320,11 @@ int msg_encode(struct buf *out, const struct msg *m);
  * An unknown type name decodes to MSG_UNKNOWN with type_name set. */
 int msg_decode(const uint8_t *frame, size_t frame_len, struct msg *m);
 
+/* Reads only the type name of a whole frame, for routers that must tell
+ * exec sessions from others without decoding payloads. Returns MSG_UNKNOWN
+ * for a frame it cannot read. */
+enum msg_type msg_peek_type(const uint8_t *frame, size_t frame_len);
+
 /* Releases the arrays that msg_decode() allocated. */
 void msg_free(struct msg *m);
 

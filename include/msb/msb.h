@@ -1,0 +1,174 @@
+/* libmsb: the C API of msb, hardware-isolated sandboxes for untrusted code.
+ *
+ * Each sandbox is a microVM with its own Linux kernel, owned by one sandbox
+ * process on the host. A program starts sandboxes, connects to them by name
+ * and runs commands in them. The msb command-line tool is built on this API
+ * alone.
+ *
+ * Conventions: functions that can fail return 0 or a negative errno value
+ * and fill the msb_error they are given (which may be NULL) with a message
+ * that names what failed. Objects are not thread-safe; use one per thread
+ * or serialise access.
+ *
+ * A minimal program:
+ *
+ *     msb_client *c;
+ *     msb_output out;
+ *     msb_error err;
+ *     const char *args[] = { "-c", "print(6*7)", NULL };
+ *
+ *     if (msb_connect("dev", &c, &err) < 0 ||
+ *         msb_exec_collect(c, "python3", args, NULL, &out, &err) < 0) {
+ *             fprintf(stderr, "%s\n", err.message);
+ *             return 1;
+ *     }
+ *     fwrite(out.stdout_data, 1, out.stdout_len, stdout);
+ *     msb_output_free(&out);
+ *     msb_disconnect(c);
+ */
+#ifndef MSB_MSB_H
+#define MSB_MSB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MSB_ERROR_MESSAGE_MAX 512
+
+typedef struct msb_error {
+	int code; /* negative errno value; 0 when no error */
+	char message[MSB_ERROR_MESSAGE_MAX];
+} msb_error;
+
+/* ---- Sandboxes ---------------------------------------------------------- */
+
+typedef struct msb_sandbox_options {
+	const char *name;       /* NULL: a generated name */
+	const char *image;      /* root image file; NULL: the default image */
+	unsigned cpus;          /* 0: 1 vCPU */
+	unsigned memory_mib;    /* 0: 512 MiB */
+	unsigned boot_timeout_s; /* 0: 60 s */
+	/* Remove the sandbox when it stops, and stop it when the process that
+	 * started it exits. */
+	bool ephemeral;
+	/* The msb executable that runs the sandbox process; NULL: $MSB_RUNTIME,
+	 * else "msb" from PATH. */
+	const char *runtime_path;
+} msb_sandbox_options;
+
+typedef struct msb_sandbox msb_sandbox;
+
+/* Starts a sandbox process and waits until the guest is ready. On a boot
+ * failure the message says what failed and where the logs are. */
+int msb_sandbox_start(const msb_sandbox_options *options, msb_sandbox **out, msb_error *err);
+const char *msb_sandbox_name(const msb_sandbox *sb);
+/* Asks the guest to shut down and waits up to timeout_s for the sandbox
+ * process to exit, then kills it. */
+int msb_sandbox_stop(msb_sandbox *sb, unsigned timeout_s, msb_error *err);
+/* Deletes the sandbox's directory; the sandbox must be stopped. */
+int msb_sandbox_remove(msb_sandbox *sb, msb_error *err);
+void msb_sandbox_free(msb_sandbox *sb);
+
+/* ---- Connections -------------------------------------------------------- */
+
+typedef struct msb_client msb_client;
+
+/* Connects to the running sandbox called name. */
+int msb_connect(const char *name, msb_client **out, msb_error *err);
+/* Connects to a relay socket by path. */
+int msb_connect_path(const char *socket_path, msb_client **out, msb_error *err);
+/* Closes the connection; exec sessions still running are killed. */
+void msb_disconnect(msb_client *c);
+/* Asks the guest to power off; the connection ends when it does. */
+int msb_request_shutdown(msb_client *c, msb_error *err);
+
+/* For event loops: the descriptor to poll for input, and the call that
+ * processes what arrived (waiting at most timeout_ms, -1 for no limit),
+ * running the callbacks of the sessions concerned. */
+int msb_client_fd(const msb_client *c);
+int msb_client_dispatch(msb_client *c, int timeout_ms, msb_error *err);
+
+/* ---- Exec --------------------------------------------------------------- */
+
+typedef struct msb_rlimit {
+	const char *resource; /* "nofile", "nproc", "cpu", ... */
+	uint64_t soft;
+	uint64_t hard;
+} msb_rlimit;
+
+typedef struct msb_exec_options {
+	const char *const *env; /* "KEY=VALUE" entries, NULL-terminated */
+	const char *cwd;        /* NULL: the user's home directory */
+	const char *user;       /* "name", "uid", "name:group" or "uid:gid" */
+	bool tty;               /* run in a pseudo-terminal */
+	uint16_t rows, cols;    /* terminal size; 0: 24x80 */
+	const msb_rlimit *rlimits;
+	size_t n_rlimits;
+} msb_exec_options;
+
+/* How a command ended. */
+typedef struct msb_exec_status {
+	bool started;     /* false: it never ran; see failure_kind and message */
+	int exit_code;    /* exit status; -1 when a signal killed it */
+	int signal;       /* the signal that killed it, else 0 */
+	char failure_kind[32]; /* "not_found", "bad_cwd", ... when !started */
+	int failure_errno;
+	char message[MSB_ERROR_MESSAGE_MAX];
+} msb_exec_status;
+
+/* Maps a status to a shell-style exit code: the exit status, 128+N for a
+ * signal, 127 for a missing program, 126 for one that cannot run, 125 for
+ * other failures to start. */
+int msb_exec_status_code(const msb_exec_status *status);
+
+typedef struct msb_exec_callbacks {
+	void (*on_stdout)(void *user_data, const void *data, size_t len);
+	void (*on_stderr)(void *user_data, const void *data, size_t len);
+	/* stdin could not be delivered (the process closed it, say). */
+	void (*on_stdin_error)(void *user_data, const char *message);
+	/* Called once, when the command exits or fails to start. */
+	void (*on_exit)(void *user_data, const msb_exec_status *status);
+} msb_exec_callbacks;
+
+typedef struct msb_exec msb_exec;
+
+/* Checks, without a sandbox, that a command with these options can be
+ * sent: environment entries are KEY=VALUE and the whole request fits in
+ * one protocol frame (4 MiB). The message names the entry at fault. */
+int msb_exec_validate(const char *cmd, const char *const *args, const msb_exec_options *options, msb_error *err);
+
+/* Starts cmd with args (NULL-terminated, argv[0] excluded). Output goes to
+ * the callbacks while msb_client_dispatch() or msb_exec_wait() runs. */
+int msb_exec_start(msb_client *c, const char *cmd, const char *const *args, const msb_exec_options *options,
+		   const msb_exec_callbacks *callbacks, void *user_data, msb_exec **out, msb_error *err);
+int msb_exec_write_stdin(msb_exec *e, const void *data, size_t len, msb_error *err);
+int msb_exec_close_stdin(msb_exec *e, msb_error *err);
+int msb_exec_resize(msb_exec *e, uint16_t rows, uint16_t cols, msb_error *err);
+int msb_exec_signal(msb_exec *e, int signal, msb_error *err);
+/* Runs the connection until the command ends; fills status. */
+int msb_exec_wait(msb_exec *e, msb_exec_status *status, msb_error *err);
+bool msb_exec_done(const msb_exec *e);
+void msb_exec_free(msb_exec *e);
+
+typedef struct msb_output {
+	char *stdout_data;
+	size_t stdout_len;
+	char *stderr_data;
+	size_t stderr_len;
+	msb_exec_status status;
+} msb_output;
+
+/* Runs a command to its end and collects its output. */
+int msb_exec_collect(msb_client *c, const char *cmd, const char *const *args, const msb_exec_options *options,
+		     msb_output *out, msb_error *err);
+void msb_output_free(msb_output *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

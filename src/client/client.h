@@ -1,0 +1,48 @@
+/* Internals of the client library shared by its files. */
+#ifndef MSB_CLIENT_CLIENT_H
+#define MSB_CLIENT_CLIENT_H
+
+#include <stdint.h>
+
+#include "../proto/buf.h"
+#include "../proto/msg.h"
+#include "msb/msb.h"
+
+/* Frames queued for the relay beyond this make writers wait for the
+ * socket, reading meanwhile so that output keeps flowing. */
+#define CLIENT_OUT_HIGH_BYTES (1024 * 1024)
+/* How long connecting may wait for the relay's handshake. */
+#define CLIENT_HANDSHAKE_TIMEOUT_MS 10000
+
+struct msb_exec {
+	msb_client *client;
+	uint32_t id;
+	uint32_t pid;
+	bool done;
+	msb_exec_status status;
+	msb_exec_callbacks callbacks;
+	void *user_data;
+	struct msb_exec *next;
+};
+
+struct msb_client {
+	int fd;
+	uint32_t id_start;
+	uint32_t id_end;
+	uint32_t next_id;
+	struct buf in;
+	struct buf out;
+	bool closed;
+	struct msb_exec *sessions;
+};
+
+/* Queues a frame and writes what the socket takes. */
+int client_send(msb_client *c, const struct msg *m, msb_error *err);
+int client_send_data(msb_client *c, enum msg_type type, uint32_t id, const void *data, size_t len, msb_error *err);
+/* Allocates an unused id from the client's range. */
+uint32_t client_next_id(msb_client *c);
+
+/* exec.c: handles a frame addressed to an exec session. */
+void exec_handle_frame(msb_exec *e, const struct msg *m);
+
+#endif
