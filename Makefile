@@ -39,8 +39,11 @@ AGENT_BLOB_OBJ := $(BUILD)/obj/agent_blob.o
 
 LIBS := -lsqlite3
 
+# End-to-end test programs: each tests/e2e/NAME.c links against libmsb.
+E2E_PROGRAMS := $(patsubst tests/e2e/%.c,$(BUILD)/tests/%,$(wildcard tests/e2e/*.c))
+
 PROGRAMS := $(BUILD)/msb $(BUILD)/msb-agentd $(BUILD)/libmsb.a $(BUILD)/libmsb.so \
-	$(BUILD)/tests/unit-tests $(BUILD)/tests/cbor-roundtrip
+	$(BUILD)/tests/unit-tests $(BUILD)/tests/cbor-roundtrip $(E2E_PROGRAMS)
 
 .PHONY: all setup check unit fuzz fuzz-run bench clean
 all: $(PROGRAMS)
@@ -78,6 +81,10 @@ $(BUILD)/tests/cbor-roundtrip: $(call obj,tests/tools/cbor_roundtrip.c) $(PROTO_
 	$(CC) -o $@ $^
 
 # Installs host packages first, so it cannot depend on targets that need them.
+$(BUILD)/tests/%: $(BUILD)/obj/tests/e2e/%.o $(BUILD)/libmsb.a
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $< $(BUILD)/libmsb.a
+
 setup:
 	src/guest/setup.sh
 

@@ -295,8 +295,11 @@ static int skip_item(struct cbor_reader *r, int depth)
 	switch (major) {
 	case CBOR_UINT:
 	case CBOR_NEGINT:
-	case CBOR_SIMPLE:
 		return 0;
+	case CBOR_SIMPLE:
+		/* A two-byte simple value below 32 is not well formed (RFC 8949,
+		 * 3.3). */
+		return ai == CBOR_AI_1BYTE && arg < 32 ? -EBADMSG : 0;
 	case CBOR_BYTES:
 	case CBOR_TEXT:
 		if (arg > (uint64_t)(r->end - r->pos))
@@ -393,45 +396,60 @@ int cbor_get_opt_text(struct cbor_reader *r, struct span *v)
 
 int cbor_get_opt_u64(struct cbor_reader *r, bool *present, uint64_t *v)
 {
+	int rc;
+
 	*present = false;
 	if (cbor_peek_null(r))
 		return cbor_get_null(r);
-	*present = cbor_get_uint(r, v) == 0;
-	return *present ? 0 : -EPROTO;
+	rc = cbor_get_uint(r, v);
+	*present = rc == 0;
+	return rc;
 }
 
 int cbor_get_opt_u32(struct cbor_reader *r, bool *present, uint32_t *v)
 {
+	int rc;
+
 	*present = false;
 	if (cbor_peek_null(r))
 		return cbor_get_null(r);
-	*present = cbor_get_u32(r, v) == 0;
-	return *present ? 0 : -EPROTO;
+	rc = cbor_get_u32(r, v);
+	*present = rc == 0;
+	return rc;
 }
 
 int cbor_get_opt_i32(struct cbor_reader *r, bool *present, int32_t *v)
 {
+	int rc;
+
 	*present = false;
 	if (cbor_peek_null(r))
 		return cbor_get_null(r);
-	*present = cbor_get_i32(r, v) == 0;
-	return *present ? 0 : -EPROTO;
+	rc = cbor_get_i32(r, v);
+	*present = rc == 0;
+	return rc;
 }
 
 int cbor_get_opt_i64(struct cbor_reader *r, bool *present, int64_t *v)
 {
+	int rc;
+
 	*present = false;
 	if (cbor_peek_null(r))
 		return cbor_get_null(r);
-	*present = cbor_get_int(r, v) == 0;
-	return *present ? 0 : -EPROTO;
+	rc = cbor_get_int(r, v);
+	*present = rc == 0;
+	return rc;
 }
 
 int cbor_get_opt_bool(struct cbor_reader *r, bool *present, bool *v)
 {
+	int rc;
+
 	*present = false;
 	if (cbor_peek_null(r))
 		return cbor_get_null(r);
-	*present = cbor_get_bool(r, v) == 0;
-	return *present ? 0 : -EPROTO;
+	rc = cbor_get_bool(r, v);
+	*present = rc == 0;
+	return rc;
 }
