@@ -2,7 +2,8 @@
 #
 #   make            build everything into build/
 #   make setup      install host packages and the guest assets (idempotent)
-#   make check      build and run every test; ends with "N passed, N failed"
+#   make check      build and run every test (a short fuzz run included);
+#                   ends with "N passed, N failed"
 #   make fuzz       build the libFuzzer targets (clang)
 #   make bench      run the benchmarks
 
@@ -91,7 +92,7 @@ setup:
 unit: $(BUILD)/tests/unit-tests
 	$(BUILD)/tests/unit-tests
 
-check: all
+check: all fuzz
 	tests/run-all.sh
 
 # libFuzzer targets, built with clang's sanitizers.
@@ -109,8 +110,15 @@ FUZZ_SECONDS ?= 30
 fuzz-run: fuzz
 	tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
-bench: all
-	bench/run.sh
+# Benchmarks: each bench/NAME.c links the runtime and libmsb.
+BENCH_PROGRAMS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(RUNTIME_OBJ) $(CLIENT_OBJ) $(PROTO_OBJ) $(AGENT_BLOB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LIBS)
+
+bench: all $(BENCH_PROGRAMS)
+	@for b in $(BENCH_PROGRAMS); do echo "== $$b"; $$b || exit 1; done
 
 clean:
 	rm -rf $(BUILD)

@@ -3,6 +3,7 @@
 #
 #   tests/run-all.sh            all suites
 #   MSB_SKIP_E2E=1 tests/...    only the suites that need no guest
+#   FUZZ_SECONDS=N              fuzz each decoder for N seconds (default 15)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +40,11 @@ run_suite() {
 
 run_suite unit build/tests/unit-tests
 run_suite cbor-crosscheck /usr/bin/python3 tests/cbor_crosscheck.py
+# The decoders read bytes from guests and clients; every run fuzzes them a
+# little (FUZZ_SECONDS per target, 0 to skip).
+if [ "${FUZZ_SECONDS:-15}" -gt 0 ] && ls build/fuzz/fuzz_* >/dev/null 2>&1; then
+	run_suite fuzz tests/fuzz/run.sh "${FUZZ_SECONDS:-15}" build/fuzz/fuzz_*
+fi
 if [ -z "${MSB_SKIP_E2E:-}" ]; then
 	for t in build/tests/e2e_*; do
 		[ -x "$t" ] && run_suite "$(basename "$t")" "$t"

@@ -18,12 +18,12 @@
 
 #include "../base/files.h"
 #include "../base/home.h"
+#include "../guest/cmdline.h"
 #include "log.h"
 
 #define KVM_EXPECTED_API_VERSION 12
 #define PROBE_MARKER "msb-agentd: probe ok"
 #define PROBE_MEMORY_MIB 256
-#define PROBE_CMDLINE "console=ttyS0 panic=-1 quiet MSB_PROBE=1"
 /* The TSC is measured against CLOCK_MONOTONIC_RAW over this long. */
 #define TSC_MEASURE_NS 20000000L
 
@@ -158,7 +158,8 @@ static bool file_contains(const char *path, const char *needle)
  * powers off at once. Returns true when the marker appeared in time. */
 static bool probe_boot(const struct guest_assets *assets, char *why, size_t why_len)
 {
-	char console[4096], diag[512] = "";
+	char console[4096], diag[512] = "", cmdline[1024];
+	struct cmdline_params params = { .probe = true };
 	struct engine_config c;
 	struct engine_vm vm;
 	msb_error err;
@@ -175,7 +176,8 @@ static bool probe_boot(const struct guest_assets *assets, char *why, size_t why_
 	c.name = "accel-probe";
 	c.kernel = assets->kernel;
 	c.initramfs = assets->initramfs;
-	c.cmdline = PROBE_CMDLINE;
+	cmdline_build(cmdline, sizeof(cmdline), &params);
+	c.cmdline = cmdline;
 	c.cpus = 1;
 	c.memory_mib = PROBE_MEMORY_MIB;
 	c.accel = ENGINE_ACCEL_KVM;

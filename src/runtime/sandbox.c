@@ -26,6 +26,7 @@
 #include "../base/json.h"
 #include "../engine/engine.h"
 #include "../guest/assets.h"
+#include "../guest/cmdline.h"
 #include "../proto/errname.h"
 #include "../proto/frame.h"
 #include "accel.h"
@@ -33,14 +34,6 @@
 #include "log.h"
 #include "relay.h"
 
-/* Kernel parameters for every guest. A quiet console still keeps errors
- * and panics in kernel.log. cryptomgr.notests skips the crypto
- * self-tests, the largest avoidable cost of a boot under TCG (about 0.4 s
- * measured with Debian's 6.1 kernel); the others skip probing hardware a
- * microvm does not have. */
-#define KERNEL_CMDLINE_BASE                                                                                \
-	"console=ttyS0 panic=-1 cryptomgr.notests random.trust_cpu=on no_timer_check i8042.noaux i8042.nopnp " \
-	"audit=0 apparmor=0 ima_appraise=off 8250.nr_uarts=1"
 /* Lines of QEMU's diagnostics kept for a boot error message. */
 #define DIAG_KEEP_BYTES 1024
 /* After the agent channel closes, QEMU gets this long to exit by itself. */
@@ -577,17 +570,6 @@ static void on_signal(struct loop *loop, int fd, uint32_t events, void *data)
 
 /* ---- Setup ---- */
 
-static int build_cmdline(struct sandbox *sb, char *out, size_t len)
-{
-	/* MSB_KERNEL_VERBOSE=1 keeps every kernel message in kernel.log. */
-	int n = snprintf(out, len, "%s%s", KERNEL_CMDLINE_BASE, getenv("MSB_KERNEL_VERBOSE") ? "" : " quiet");
-	if (sb->accel.accel == ENGINE_ACCEL_TCG && sb->accel.tsc_khz)
-		n += snprintf(out + n, len - (size_t)n, " tsc_early_khz=%u tsc=reliable", sb->accel.tsc_khz);
-	n += snprintf(out + n, len - (size_t)n, " MSB_BLOCK_ROOT=kind=disk-image,device=/dev/vda,fstype=erofs");
-	n += snprintf(out + n, len - (size_t)n, " MSB_HOSTNAME=%s", sb->opt.name);
-	return (size_t)n < len ? 0 : -ENAMETOOLONG;
-}
-
 static int setup_signals(struct sandbox *sb)
 {
 	sigset_t mask;
@@ -612,7 +594,14 @@ static int start_vm(struct sandbox *sb, msb_error *err)
 	char cmdline[2048];
 	int sv[2], rc;
 
-	rc = build_cmdline(sb, cmdline, sizeof(cmdline));
+	struct cmdline_params params = {
+		.hostname = sb->opt.name,
+		.tsc_khz = sb->accel.tsc_khz,
+		.tcg = sb->accel.accel == ENGINE_ACCEL_TCG,
+		.verbose = getenv("MSB_KERNEL_VERBOSE") != NULL,
+	};
+
+	rc = cmdline_build(cmdline, sizeof(cmdline), &params);
 	if (rc < 0)
 		return err_set(err, rc, "kernel command line too long");
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)

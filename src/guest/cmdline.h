@@ -1,0 +1,24 @@
+/* The guest kernel command line: kernel parameters plus the MSB_* boot
+ * configuration that the kernel hands to the agent as environment. */
+#ifndef MSB_GUEST_CMDLINE_H
+#define MSB_GUEST_CMDLINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct cmdline_params {
+	const char *hostname;
+	/* Host TSC frequency for TCG guests (0: let the guest calibrate). */
+	unsigned tsc_khz;
+	bool tcg;
+	/* Boot to init and power off at once (accelerator probe, boot
+	 * benchmark baseline). */
+	bool probe;
+	/* Every kernel message in the serial log, not only errors. */
+	bool verbose;
+};
+
+/* Writes the command line; returns 0 or -ENAMETOOLONG. */
+int cmdline_build(char *out, size_t len, const struct cmdline_params *p);
+
+#endif
