@@ -47,37 +47,76 @@ typedef struct msb_error {
 /* ---- Sandboxes ---------------------------------------------------------- */
 
 typedef struct msb_sandbox_options {
-	const char *name;       /* NULL: a generated name */
-	const char *image;      /* root image file; NULL: the default image */
-	unsigned cpus;          /* 0: 1 vCPU */
-	unsigned memory_mib;    /* 0: 512 MiB */
+	const char *name;        /* NULL: a generated name */
+	const char *image;       /* root image file; NULL: the default image */
+	unsigned cpus;           /* 0: 1 vCPU */
+	unsigned memory_mib;     /* 0: 512 MiB */
+	/* Size of the writable layer, a sparse disk image that survives
+	 * restarts; 0: 4096 MiB. An ephemeral sandbox keeps its writable
+	 * layer in guest memory instead. */
+	unsigned disk_mib;
+	const char *const *env;  /* "KEY=VALUE" for every exec, NULL-terminated */
+	const char *workdir;     /* working directory of every exec */
+	unsigned idle_timeout_s; /* stop after this long without exec or traffic; 0: never */
+	unsigned max_duration_s; /* stop this long after boot, busy or not; 0: never */
 	unsigned boot_timeout_s; /* 0: 60 s */
 	/* Remove the sandbox when it stops, and stop it when the process that
-	 * started it exits. */
+	 * created it exits (what `msb run` uses). */
 	bool ephemeral;
-	/* The msb executable that runs the sandbox process; NULL: $MSB_RUNTIME,
-	 * else "msb" from PATH. */
+	/* The msb executable that runs sandbox processes; NULL: the path set
+	 * with msb_set_runtime_path(), else $MSB_RUNTIME, else "msb" in PATH. */
 	const char *runtime_path;
 } msb_sandbox_options;
 
 typedef struct msb_sandbox msb_sandbox;
 
-/* Starts a sandbox process and waits until the guest is ready. On a boot
- * failure the message says what failed and where the logs are. */
-int msb_sandbox_start(const msb_sandbox_options *options, msb_sandbox **out, msb_error *err);
+/* What the index knows of a sandbox. */
+typedef struct msb_sandbox_info {
+	char name[64];
+	char state[16];        /* creating, running, draining, stopped, crashed */
+	char stop_reason[32];  /* exit, idle timeout, max duration, stop, kill,
+				  crash, boot failure, host reboot */
+	char image[4096];      /* empty: the default image */
+	char dir[4096];        /* its directory: logs, sockets, upper image */
+	char accel[8];         /* kvm or tcg, once it ran */
+	unsigned cpus, memory_mib, disk_mib;
+	unsigned idle_timeout_s, max_duration_s;
+	bool ephemeral;
+	int pid;               /* the sandbox process while it runs, else 0 */
+	int64_t created_at, started_at, stopped_at; /* Unix seconds; 0: never */
+} msb_sandbox_info;
+
+/* Sets the msb executable used to start sandbox processes. */
+void msb_set_runtime_path(const char *path);
+
+/* Records a new sandbox and boots it; returns once the guest is ready. On
+ * a boot failure the message says what failed and where the logs are. */
+int msb_sandbox_create(const msb_sandbox_options *options, msb_sandbox **out, msb_error *err);
+/* A handle on an existing sandbox, running or not. */
+int msb_sandbox_open(const char *name, msb_sandbox **out, msb_error *err);
+/* Boots a stopped sandbox again, with its writable layer as it was. */
+int msb_sandbox_start(msb_sandbox *sb, unsigned boot_timeout_s, msb_error *err);
 const char *msb_sandbox_name(const msb_sandbox *sb);
-/* Asks the guest to shut down and waits up to timeout_s for the sandbox
- * process to exit, then kills it. */
+/* Shuts the guest down and waits up to timeout_s, then stops the VM hard. */
 int msb_sandbox_stop(msb_sandbox *sb, unsigned timeout_s, msb_error *err);
-/* Deletes the sandbox's directory; the sandbox must be stopped. */
-int msb_sandbox_remove(msb_sandbox *sb, msb_error *err);
+/* Stops the VM at once, without asking the guest. */
+int msb_sandbox_kill(msb_sandbox *sb, msb_error *err);
+/* Deletes a stopped sandbox: its directory and its index entry. With
+ * force, a running one is killed first. */
+int msb_sandbox_remove(msb_sandbox *sb, bool force, msb_error *err);
+int msb_sandbox_get_info(msb_sandbox *sb, msb_sandbox_info *info, msb_error *err);
 void msb_sandbox_free(msb_sandbox *sb);
+
+/* All sandboxes, by name; free the array with free(). */
+int msb_list(msb_sandbox_info **out, size_t *count, msb_error *err);
 
 /* ---- Connections -------------------------------------------------------- */
 
 typedef struct msb_client msb_client;
 
-/* Connects to the running sandbox called name. */
+/* Connects to the running sandbox called name. Its sandbox-wide
+ * environment and working directory apply to every exec of the
+ * connection. */
 int msb_connect(const char *name, msb_client **out, msb_error *err);
 /* Connects to a relay socket by path. */
 int msb_connect_path(const char *socket_path, msb_client **out, msb_error *err);
@@ -101,8 +140,9 @@ typedef struct msb_rlimit {
 } msb_rlimit;
 
 typedef struct msb_exec_options {
-	const char *const *env; /* "KEY=VALUE" entries, NULL-terminated */
-	const char *cwd;        /* NULL: the user's home directory */
+	const char *const *env; /* "KEY=VALUE" entries, NULL-terminated; these
+				   override the sandbox-wide ones */
+	const char *cwd;        /* NULL: the sandbox's workdir, else the user's home */
 	const char *user;       /* "name", "uid", "name:group" or "uid:gid" */
 	bool tty;               /* run in a pseudo-terminal */
 	uint16_t rows, cols;    /* terminal size; 0: 24x80 */

@@ -14,9 +14,19 @@ static const char usage[] =
 	"Hardware-isolated sandboxes: each runs in a microVM with its own Linux kernel.\n"
 	"\n"
 	"commands:\n"
-	"  run [OPTIONS] -- CMD [ARGS...]   run a command in a new sandbox, then remove it\n"
-	"  doctor                           show the accelerator msb would use and check the guest assets\n"
-	"  version                          print the version\n"
+	"  run [OPTIONS] -- CMD [ARGS...]        run a command in a new sandbox, then remove it\n"
+	"  create [OPTIONS] NAME                 create a sandbox and boot it\n"
+	"  exec [OPTIONS] NAME -- CMD [ARGS...]  run a command in a running sandbox\n"
+	"  shell NAME                            open a login shell in a running sandbox\n"
+	"  start NAME                            boot a stopped sandbox again\n"
+	"  stop [--timeout SECS] NAME            shut a sandbox down\n"
+	"  kill NAME                             stop a sandbox's VM at once\n"
+	"  rm [--force] NAME                     delete a sandbox\n"
+	"  ls                                    list sandboxes\n"
+	"  inspect NAME                          show a sandbox as JSON\n"
+	"  logs [--source S] [-f] NAME           show a sandbox's runtime, kernel or exec log\n"
+	"  doctor                                show the accelerator and check the guest assets\n"
+	"  version                               print the version\n"
 	"\n"
 	"Run `msb COMMAND --help` for the options of a command.\n";
 
@@ -42,6 +52,16 @@ const char *cli_self_path(void)
 	return path;
 }
 
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+} commands[] = {
+	{ "run", cmd_run },       { "create", cmd_create },   { "exec", cmd_exec },   { "shell", cmd_shell },
+	{ "start", cmd_start },   { "stop", cmd_stop },       { "kill", cmd_kill },   { "rm", cmd_rm },
+	{ "ls", cmd_ls },         { "inspect", cmd_inspect }, { "logs", cmd_logs },   { "doctor", cmd_doctor },
+	{ "sandbox", sandbox_main },
+};
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
@@ -50,12 +70,10 @@ int main(int argc, char **argv)
 		fputs(usage, cmd ? stdout : stderr);
 		return cmd ? 0 : CLI_EXIT_USAGE;
 	}
-	if (strcmp(cmd, "run") == 0)
-		return cmd_run(argc - 1, argv + 1);
-	if (strcmp(cmd, "doctor") == 0)
-		return cmd_doctor(argc - 1, argv + 1);
-	if (strcmp(cmd, "sandbox") == 0)
-		return sandbox_main(argc - 1, argv + 1);
+	msb_set_runtime_path(cli_self_path());
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(cmd, commands[i].name) == 0)
+			return commands[i].run(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("msb %s\n", MSB_VERSION);
 		return 0;

@@ -14,6 +14,7 @@
 
 #include "../base/err.h"
 #include "../base/home.h"
+#include "../base/index.h"
 #include "../proto/frame.h"
 
 #define READ_CHUNK_BYTES (256 * 1024)
@@ -140,6 +141,25 @@ int msb_connect_path(const char *socket_path, msb_client **out, msb_error *err)
 	return 0;
 }
 
+/* The sandbox's environment and working directory apply to every exec. */
+static void load_defaults(msb_client *c, const char *name)
+{
+	struct sandbox_record rec;
+	struct index *idx;
+
+	if (index_open(&idx, NULL) < 0)
+		return;
+	if (index_get(idx, name, &rec, NULL) == 0) {
+		c->default_env = rec.env;
+		c->default_env_len = rec.env_len;
+		rec.env = NULL;
+		if (rec.workdir[0])
+			c->default_workdir = strdup(rec.workdir);
+		index_record_free(&rec);
+	}
+	index_close(idx);
+}
+
 int msb_connect(const char *name, msb_client **out, msb_error *err)
 {
 	char path[PATH_MAX];
@@ -149,8 +169,12 @@ int msb_connect(const char *name, msb_client **out, msb_error *err)
 		return rc;
 	home_path(path, sizeof(path), "sandboxes/%s/agent.sock", name);
 	if (access(path, F_OK) < 0)
-		return err_set(err, -ENOENT, "sandbox %s is not running (no %s)", name, path);
-	return msb_connect_path(path, out, err);
+		return err_set(err, -ENOENT, "sandbox %s is not running (no %s); `msb ls` shows its state", name,
+			       path);
+	rc = msb_connect_path(path, out, err);
+	if (rc == 0)
+		load_defaults(*out, name);
+	return rc;
 }
 
 void msb_disconnect(msb_client *c)
@@ -163,6 +187,8 @@ void msb_disconnect(msb_client *c)
 		close(c->fd);
 	buf_free(&c->in);
 	buf_free(&c->out);
+	free(c->default_env);
+	free(c->default_workdir);
 	free(c);
 }
 

@@ -34,6 +34,10 @@ struct msb_client {
 	struct buf out;
 	bool closed;
 	struct msb_exec *sessions;
+	/* Sandbox-wide defaults of every exec, from the index. */
+	char *default_env; /* "KEY=VALUE" entries, each ending in NUL */
+	size_t default_env_len;
+	char *default_workdir;
 };
 
 /* Queues a frame and writes what the socket takes. */

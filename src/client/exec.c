@@ -35,9 +35,14 @@ static struct span *spans_of(const char *const *v, size_t n)
 static const msb_exec_options no_options;
 
 /* Builds the request message; free_request() releases its arrays. */
+/* The request for cmd; the defaults (sandbox-wide environment entries and
+ * working directory, may be empty) come before the exec's own entries, so
+ * that the agent, which lets a later entry win, applies the exec's. */
 static int build_request(struct msg *m, uint32_t id, const char *cmd, const char *const *args,
-			 const msb_exec_options *o, msb_error *err)
+			 const msb_exec_options *o, const char *default_env, size_t default_env_len,
+			 const char *default_workdir, msb_error *err)
 {
+	size_t n_default = 0;
 	struct msg_rlimit *rlimits = NULL;
 
 	if (!cmd || !*cmd)
@@ -55,9 +60,19 @@ static int build_request(struct msg *m, uint32_t id, const char *cmd, const char
 	m->u.exec_request.cmd = span_cstr(cmd);
 	m->u.exec_request.n_args = count_strings(args);
 	m->u.exec_request.args = spans_of(args, m->u.exec_request.n_args);
-	m->u.exec_request.n_env = count_strings(o->env);
-	m->u.exec_request.env = spans_of(o->env, m->u.exec_request.n_env);
-	m->u.exec_request.cwd = span_cstr(o->cwd);
+	for (size_t i = 0; i < default_env_len; i++)
+		n_default += default_env[i] == 0;
+	m->u.exec_request.n_env = n_default + count_strings(o->env);
+	m->u.exec_request.env = calloc(m->u.exec_request.n_env + 1, sizeof(struct span));
+	if (m->u.exec_request.env) {
+		const char *p = default_env;
+
+		for (size_t i = 0; i < n_default; p += strlen(p) + 1, i++)
+			m->u.exec_request.env[i] = span_cstr(p);
+		for (size_t i = n_default; i < m->u.exec_request.n_env; i++)
+			m->u.exec_request.env[i] = span_cstr(o->env[i - n_default]);
+	}
+	m->u.exec_request.cwd = span_cstr(o->cwd ? o->cwd : default_workdir);
 	m->u.exec_request.user = span_cstr(o->user);
 	m->u.exec_request.tty = o->tty;
 	m->u.exec_request.rows = o->rows ? o->rows : MSG_DEFAULT_ROWS;
@@ -121,7 +136,7 @@ int msb_exec_validate(const char *cmd, const char *const *args, const msb_exec_o
 	const msb_exec_options *o = options ? options : &no_options;
 	struct buf frame;
 	struct msg m;
-	int rc = build_request(&m, 1, cmd, args, o, err);
+	int rc = build_request(&m, 1, cmd, args, o, NULL, 0, NULL, err);
 
 	if (rc < 0)
 		return rc;
@@ -151,7 +166,7 @@ int msb_exec_start(msb_client *c, const char *cmd, const char *const *args, cons
 	if (callbacks)
 		e->callbacks = *callbacks;
 
-	rc = build_request(&m, e->id, cmd, args, o, err);
+	rc = build_request(&m, e->id, cmd, args, o, c->default_env, c->default_env_len, c->default_workdir, err);
 	if (rc == 0) {
 		rc = client_send(c, &m, err);
 		free_request(&m);

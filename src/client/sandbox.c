@@ -1,6 +1,6 @@
-/* Starting and stopping sandboxes: each sandbox is a process of its own
- * (`msb sandbox`), started here and watched through a pipe until its guest
- * is ready. */
+/* Sandbox lifecycle: each sandbox is a process of its own (`msb sandbox`),
+ * started here and watched through a pipe until its guest is ready. The
+ * index ($MSB_HOME/index.db) records every sandbox and its state. */
 #include "client.h"
 
 #include <errno.h>
@@ -19,19 +19,44 @@
 #include "../base/err.h"
 #include "../base/files.h"
 #include "../base/home.h"
+#include "../base/index.h"
 
 #define DEFAULT_RUNTIME "msb"
 #define DEFAULT_BOOT_TIMEOUT_S 60
+#define DEFAULT_CPUS 1
+#define DEFAULT_MEMORY_MIB 512
+#define DEFAULT_DISK_MIB 4096
 /* The sandbox process reports its own boot timeout; the starter waits a
  * little longer so that the report, not a second timer, decides. */
 #define READY_WAIT_MARGIN_S 15
+/* After a hard stop request, how long the sandbox process gets to record
+ * its end before it is killed outright. */
+#define HARD_STOP_WAIT_MS 5000
 
 struct msb_sandbox {
 	char name[HOME_NAME_MAX + 1];
 	char dir[PATH_MAX];
-	pid_t pid;
-	bool is_child; /* started by this process, so waitpid() applies */
+	pid_t child; /* a direct child of this process (ephemeral), else 0 */
+	const char *runtime;
 };
+
+static const char *runtime_override;
+
+void msb_set_runtime_path(const char *path)
+{
+	runtime_override = path;
+}
+
+static const char *runtime_path(const char *given)
+{
+	const char *env = getenv("MSB_RUNTIME");
+
+	if (given && *given)
+		return given;
+	if (runtime_override && *runtime_override)
+		return runtime_override;
+	return env && *env ? env : DEFAULT_RUNTIME;
+}
 
 static int64_t now_ms(void)
 {
@@ -39,6 +64,13 @@ static int64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
 }
 
 static void generate_name(char *out, size_t len)
@@ -53,58 +85,30 @@ static void generate_name(char *out, size_t len)
 	snprintf(out, len, "sb-%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
 }
 
-static pid_t read_pid_file(const char *dir)
+static msb_sandbox *handle_new(const char *name, const char *runtime)
 {
-	char path[PATH_MAX + 16], *text;
-	pid_t pid = 0;
+	msb_sandbox *sb = calloc(1, sizeof(*sb));
 
-	snprintf(path, sizeof(path), "%s/sandbox.pid", dir);
-	if (files_read_all(path, 64, &text, NULL) == 0) {
-		pid = (pid_t)atoi(text);
-		free(text);
-	}
-	return pid;
+	if (!sb)
+		return NULL;
+	snprintf(sb->name, sizeof(sb->name), "%s", name);
+	home_path(sb->dir, sizeof(sb->dir), "sandboxes/%s", name);
+	sb->runtime = runtime;
+	return sb;
 }
 
-static bool process_alive(pid_t pid)
-{
-	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
-}
+/* ---- Starting the sandbox process ---- */
 
-static void exec_runtime(const char *runtime, const msb_sandbox_options *o, const char *name, int ready_fd)
+static void exec_runtime(const char *runtime, const char *name, unsigned boot_timeout_s, int ready_fd)
 	__attribute__((noreturn));
 
-static void exec_runtime(const char *runtime, const msb_sandbox_options *o, const char *name, int ready_fd)
+static void exec_runtime(const char *runtime, const char *name, unsigned boot_timeout_s, int ready_fd)
 {
-	char cpus[16], memory[16], timeout[16], fd[16];
-	const char *argv[20];
-	int n = 0, null_fd;
+	char timeout[16], fd[16];
+	int null_fd;
 
-	snprintf(cpus, sizeof(cpus), "%u", o->cpus ? o->cpus : 1);
-	snprintf(memory, sizeof(memory), "%u", o->memory_mib ? o->memory_mib : 512);
-	snprintf(timeout, sizeof(timeout), "%u", o->boot_timeout_s ? o->boot_timeout_s : DEFAULT_BOOT_TIMEOUT_S);
+	snprintf(timeout, sizeof(timeout), "%u", boot_timeout_s);
 	snprintf(fd, sizeof(fd), "%d", ready_fd);
-
-	argv[n++] = runtime;
-	argv[n++] = "sandbox";
-	argv[n++] = "--name";
-	argv[n++] = name;
-	argv[n++] = "--cpus";
-	argv[n++] = cpus;
-	argv[n++] = "--memory";
-	argv[n++] = memory;
-	argv[n++] = "--boot-timeout";
-	argv[n++] = timeout;
-	argv[n++] = "--ready-fd";
-	argv[n++] = fd;
-	if (o->image) {
-		argv[n++] = "--image";
-		argv[n++] = o->image;
-	}
-	if (o->ephemeral)
-		argv[n++] = "--ephemeral";
-	argv[n] = NULL;
-
 	/* Out of the caller's session, so its terminal's signals do not
 	 * reach the VM; and off its stdio, so that a sandbox that outlives
 	 * the caller holds none of its pipes open. */
@@ -115,7 +119,9 @@ static void exec_runtime(const char *runtime, const msb_sandbox_options *o, cons
 		dup2(null_fd, 1);
 		dup2(null_fd, 2);
 	}
-	execvp(runtime, (char *const *)argv);
+	fcntl(ready_fd, F_SETFD, 0);
+	execlp(runtime, runtime, "sandbox", "--name", name, "--boot-timeout", timeout, "--ready-fd", fd,
+	       (char *)NULL);
 	dprintf(ready_fd, "error runtime: execute %s: %s\n", runtime, strerror(errno));
 	_exit(127);
 }
@@ -157,66 +163,179 @@ static int wait_ready(msb_sandbox *sb, int fd, unsigned timeout_s, msb_error *er
 		       sb->dir);
 }
 
-int msb_sandbox_start(const msb_sandbox_options *options, msb_sandbox **out, msb_error *err)
+/* Starts the sandbox process for a row in state "creating" and waits for
+ * its report. An ephemeral sandbox stays this process's child; any other
+ * is detached (double fork), so nobody has to reap it. */
+static int spawn(msb_sandbox *sb, bool ephemeral, unsigned boot_timeout_s, msb_error *err)
 {
-	static const msb_sandbox_options defaults;
-	const msb_sandbox_options *o = options ? options : &defaults;
-	const char *runtime = o->runtime_path;
-	msb_sandbox *sb;
-	int ready[2], rc;
+	int ready[2], rc, status;
+	pid_t pid;
 
-	if (!runtime)
-		runtime = getenv("MSB_RUNTIME");
-	if (!runtime || !*runtime)
-		runtime = DEFAULT_RUNTIME;
-
-	sb = calloc(1, sizeof(*sb));
-	if (!sb)
-		return err_set(err, -ENOMEM, "out of memory");
-	if (o->name)
-		snprintf(sb->name, sizeof(sb->name), "%s", o->name);
-	else
-		generate_name(sb->name, sizeof(sb->name));
-	rc = home_check_name(o->name ? o->name : sb->name, err);
-	if (rc == 0)
-		rc = home_path(sb->dir, sizeof(sb->dir), "sandboxes/%s", sb->name);
-	if (rc == 0 && process_alive(read_pid_file(sb->dir)))
-		rc = err_set(err, -EEXIST, "sandbox %s already exists and is running; pick another name", sb->name);
-	if (rc < 0) {
-		free(sb);
-		return rc;
-	}
-
-	if (pipe2(ready, O_CLOEXEC) < 0) {
-		free(sb);
+	if (pipe2(ready, O_CLOEXEC) < 0)
 		return err_sys(err, -errno, "create pipe");
-	}
-	sb->pid = fork();
-	if (sb->pid < 0) {
+	pid = fork();
+	if (pid < 0) {
 		rc = err_sys(err, -errno, "start the sandbox process");
 		close(ready[0]);
 		close(ready[1]);
-		free(sb);
 		return rc;
 	}
-	if (sb->pid == 0) {
-		/* The write end must survive execve(). */
-		fcntl(ready[1], F_SETFD, 0);
-		exec_runtime(runtime, o, sb->name, ready[1]);
-	}
-	sb->is_child = true;
-	close(ready[1]);
+	if (pid == 0) {
+		if (!ephemeral) {
+			pid_t grandchild = fork();
 
-	rc = wait_ready(sb, ready[0], o->boot_timeout_s ? o->boot_timeout_s : DEFAULT_BOOT_TIMEOUT_S, err);
+			if (grandchild != 0)
+				_exit(grandchild < 0 ? 1 : 0);
+		}
+		exec_runtime(sb->runtime, sb->name, boot_timeout_s, ready[1]);
+	}
+	close(ready[1]);
+	if (ephemeral)
+		sb->child = pid;
+	else
+		waitpid(pid, &status, 0);
+
+	rc = wait_ready(sb, ready[0], boot_timeout_s, err);
 	close(ready[0]);
+	if (rc < 0 && sb->child > 0) {
+		kill(sb->child, SIGTERM);
+		waitpid(sb->child, NULL, 0);
+		sb->child = 0;
+	}
+	return rc;
+}
+
+/* Packs NULL-terminated "KEY=VALUE" entries into NUL-separated bytes. */
+static int pack_env(const char *const *env, char **out, size_t *out_len, msb_error *err)
+{
+	size_t len = 0;
+	char *packed, *p;
+
+	for (const char *const *e = env; e && *e; e++) {
+		const char *eq = strchr(*e, '=');
+
+		if (!eq || eq == *e)
+			return err_set(err, -EINVAL, "invalid environment entry \"%.60s\": expected KEY=VALUE", *e);
+		len += strlen(*e) + 1;
+	}
+	packed = malloc(len ? len : 1);
+	if (!packed)
+		return err_set(err, -ENOMEM, "out of memory");
+	p = packed;
+	for (const char *const *e = env; e && *e; e++) {
+		size_t n = strlen(*e) + 1;
+
+		memcpy(p, *e, n);
+		p += n;
+	}
+	*out = packed;
+	*out_len = len;
+	return 0;
+}
+
+int msb_sandbox_create(const msb_sandbox_options *options, msb_sandbox **out, msb_error *err)
+{
+	static const msb_sandbox_options defaults;
+	const msb_sandbox_options *o = options ? options : &defaults;
+	struct sandbox_record rec;
+	struct index *idx = NULL;
+	char name[HOME_NAME_MAX + 1];
+	msb_sandbox *sb;
+	int rc;
+
+	if (o->name) {
+		rc = home_check_name(o->name, err);
+		if (rc < 0)
+			return rc;
+		snprintf(name, sizeof(name), "%s", o->name);
+	} else {
+		generate_name(name, sizeof(name));
+	}
+	if (o->workdir && o->workdir[0] != '/')
+		return err_set(err, -EINVAL, "invalid workdir \"%s\": it must be an absolute path in the guest",
+			       o->workdir);
+
+	memset(&rec, 0, sizeof(rec));
+	snprintf(rec.name, sizeof(rec.name), "%s", name);
+	if (o->image && !realpath(o->image, rec.image))
+		return err_sys(err, -errno, "root image %s", o->image);
+	rec.cpus = o->cpus ? o->cpus : DEFAULT_CPUS;
+	rec.memory_mib = o->memory_mib ? o->memory_mib : DEFAULT_MEMORY_MIB;
+	rec.disk_mib = o->ephemeral ? 0 : (o->disk_mib ? o->disk_mib : DEFAULT_DISK_MIB);
+	snprintf(rec.workdir, sizeof(rec.workdir), "%s", o->workdir ? o->workdir : "");
+	rec.idle_timeout_s = o->idle_timeout_s;
+	rec.max_duration_s = o->max_duration_s;
+	rec.ephemeral = o->ephemeral;
+	rc = pack_env(o->env, &rec.env, &rec.env_len, err);
+	if (rc < 0)
+		return rc;
+
+	rc = index_open(&idx, err);
+	if (rc == 0)
+		rc = index_insert(idx, &rec, err);
+	index_record_free(&rec);
+	index_close(idx);
+	if (rc < 0)
+		return rc;
+
+	sb = handle_new(name, runtime_path(o->runtime_path));
+	if (!sb)
+		return err_set(err, -ENOMEM, "out of memory");
+	/* A directory left by an earlier sandbox of this name holds nothing
+	 * of this one. */
+	files_remove_tree(sb->dir);
+	rc = spawn(sb, o->ephemeral, o->boot_timeout_s ? o->boot_timeout_s : DEFAULT_BOOT_TIMEOUT_S, err);
 	if (rc < 0) {
-		kill(sb->pid, SIGTERM);
-		waitpid(sb->pid, NULL, 0);
-		free(sb);
+		msb_sandbox_free(sb);
 		return rc;
 	}
 	*out = sb;
 	return 0;
+}
+
+int msb_sandbox_open(const char *name, msb_sandbox **out, msb_error *err)
+{
+	struct sandbox_record rec;
+	struct index *idx;
+	msb_sandbox *sb;
+	int rc = home_check_name(name, err);
+
+	if (rc == 0)
+		rc = index_open(&idx, err);
+	if (rc < 0)
+		return rc;
+	rc = index_get(idx, name, &rec, err);
+	index_close(idx);
+	if (rc < 0)
+		return rc;
+	index_record_free(&rec);
+
+	sb = handle_new(name, runtime_path(NULL));
+	if (!sb)
+		return err_set(err, -ENOMEM, "out of memory");
+	*out = sb;
+	return 0;
+}
+
+int msb_sandbox_start(msb_sandbox *sb, unsigned boot_timeout_s, msb_error *err)
+{
+	struct sandbox_record rec;
+	struct index *idx;
+	int rc = index_open(&idx, err);
+
+	if (rc < 0)
+		return rc;
+	/* A record that still says "running" after a crash is corrected
+	 * first, so that the sandbox can start again. */
+	if (index_get(idx, sb->name, &rec, NULL) == 0) {
+		index_reconcile(idx, &rec);
+		index_record_free(&rec);
+	}
+	rc = index_claim_start(idx, sb->name, err);
+	index_close(idx);
+	if (rc < 0)
+		return rc;
+	return spawn(sb, false, boot_timeout_s ? boot_timeout_s : DEFAULT_BOOT_TIMEOUT_S, err);
 }
 
 const char *msb_sandbox_name(const msb_sandbox *sb)
@@ -224,57 +343,191 @@ const char *msb_sandbox_name(const msb_sandbox *sb)
 	return sb->name;
 }
 
-static bool wait_exit(msb_sandbox *sb, int64_t deadline)
-{
-	while (now_ms() < deadline) {
-		struct timespec step = { 0, 10 * 1000 * 1000 };
+/* ---- Stopping ---- */
 
-		if (sb->is_child) {
-			if (waitpid(sb->pid, NULL, WNOHANG) == sb->pid)
-				return true;
-		} else if (!process_alive(sb->pid)) {
+/* The sandbox's current record, corrected if its process is gone. */
+static int load_record(msb_sandbox *sb, struct sandbox_record *rec, msb_error *err)
+{
+	struct index *idx;
+	int rc = index_open(&idx, err);
+
+	if (rc < 0)
+		return rc;
+	rc = index_get(idx, sb->name, rec, err);
+	if (rc == 0)
+		index_reconcile(idx, rec);
+	index_close(idx);
+	return rc;
+}
+
+static bool is_running(const struct sandbox_record *rec)
+{
+	return rec->pid > 0 && index_process_alive(rec->pid, rec->pid_start_time);
+}
+
+static void reap_child(msb_sandbox *sb)
+{
+	if (sb->child > 0 && waitpid(sb->child, NULL, WNOHANG) == sb->child)
+		sb->child = 0;
+}
+
+/* Waits until the process of rec is gone; false on timeout. */
+static bool wait_gone(msb_sandbox *sb, const struct sandbox_record *rec, int64_t deadline)
+{
+	for (;;) {
+		reap_child(sb);
+		if (!index_process_alive(rec->pid, rec->pid_start_time))
 			return true;
-		}
-		nanosleep(&step, NULL);
+		if (now_ms() >= deadline)
+			return false;
+		sleep_ms(10);
 	}
-	return false;
+}
+
+/* Ends a sandbox process that did not answer: records the end itself. */
+static void force_end(msb_sandbox *sb, const struct sandbox_record *rec, const char *reason)
+{
+	struct index *idx;
+
+	kill(rec->pid, SIGKILL);
+	wait_gone(sb, rec, now_ms() + HARD_STOP_WAIT_MS);
+	if (index_open(&idx, NULL) == 0) {
+		index_set_state(idx, sb->name, STATE_STOPPED, reason, NULL);
+		index_close(idx);
+	}
+}
+
+static int stop_process(msb_sandbox *sb, int first_signal, unsigned timeout_s, const char *reason, msb_error *err)
+{
+	struct sandbox_record rec;
+	int rc = load_record(sb, &rec, err);
+
+	if (rc < 0)
+		return rc;
+	index_record_free(&rec);
+	if (!is_running(&rec)) {
+		reap_child(sb);
+		return 0;
+	}
+
+	kill(rec.pid, first_signal);
+	if (wait_gone(sb, &rec, now_ms() + (int64_t)timeout_s * 1000))
+		return 0;
+	/* The guest did not power off in time: stop the VM hard. */
+	kill(rec.pid, SIGUSR1);
+	if (wait_gone(sb, &rec, now_ms() + HARD_STOP_WAIT_MS))
+		return 0;
+	force_end(sb, &rec, reason);
+	return err_set(err, -ETIMEDOUT, "sandbox %s did not stop and its process was killed", sb->name);
 }
 
 int msb_sandbox_stop(msb_sandbox *sb, unsigned timeout_s, msb_error *err)
 {
-	int64_t deadline = now_ms() + (int64_t)timeout_s * 1000;
-	msb_client *c;
+	return stop_process(sb, SIGTERM, timeout_s, REASON_STOP, err);
+}
 
-	if (sb->pid <= 0)
-		return 0;
-	if (msb_connect(sb->name, &c, NULL) == 0) {
-		msb_request_shutdown(c, NULL);
-		msb_disconnect(c);
-	} else {
-		kill(sb->pid, SIGTERM);
+int msb_sandbox_kill(msb_sandbox *sb, msb_error *err)
+{
+	return stop_process(sb, SIGUSR1, HARD_STOP_WAIT_MS / 1000, REASON_KILL, err);
+}
+
+int msb_sandbox_remove(msb_sandbox *sb, bool force, msb_error *err)
+{
+	struct sandbox_record rec;
+	struct index *idx;
+	int rc = load_record(sb, &rec, err);
+
+	if (rc < 0)
+		return rc;
+	index_record_free(&rec);
+	if (is_running(&rec) || strcmp(rec.state, STATE_CREATING) == 0) {
+		if (!force)
+			return err_set(err, -EBUSY, "sandbox %s is %s; stop it first, or use --force", sb->name,
+				       rec.state);
+		rc = msb_sandbox_kill(sb, err);
+		if (rc < 0)
+			return rc;
 	}
-	if (!wait_exit(sb, deadline)) {
-		kill(sb->pid, SIGKILL);
-		wait_exit(sb, now_ms() + 5000);
-		sb->pid = 0;
-		return err_set(err, -ETIMEDOUT, "sandbox %s did not stop within %u s and was killed", sb->name,
-			       timeout_s);
-	}
-	sb->pid = 0;
+	rc = files_remove_tree(sb->dir);
+	if (rc < 0)
+		return err_sys(err, rc, "remove %s", sb->dir);
+	rc = index_open(&idx, err);
+	if (rc == 0)
+		rc = index_delete(idx, sb->name, err);
+	index_close(idx);
+	return rc;
+}
+
+/* ---- Information ---- */
+
+static void fill_info(const struct sandbox_record *r, msb_sandbox_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	snprintf(info->name, sizeof(info->name), "%s", r->name);
+	snprintf(info->state, sizeof(info->state), "%s", r->state);
+	snprintf(info->stop_reason, sizeof(info->stop_reason), "%s", r->stop_reason);
+	snprintf(info->image, sizeof(info->image), "%s", r->image);
+	home_path(info->dir, sizeof(info->dir), "sandboxes/%s", r->name);
+	snprintf(info->accel, sizeof(info->accel), "%s", r->accel);
+	info->cpus = r->cpus;
+	info->memory_mib = r->memory_mib;
+	info->disk_mib = r->disk_mib;
+	info->idle_timeout_s = r->idle_timeout_s;
+	info->max_duration_s = r->max_duration_s;
+	info->ephemeral = r->ephemeral;
+	info->pid = r->pid;
+	info->created_at = r->created_at;
+	info->started_at = r->started_at;
+	info->stopped_at = r->stopped_at;
+}
+
+int msb_sandbox_get_info(msb_sandbox *sb, msb_sandbox_info *info, msb_error *err)
+{
+	struct sandbox_record rec;
+	int rc = load_record(sb, &rec, err);
+
+	if (rc < 0)
+		return rc;
+	fill_info(&rec, info);
+	index_record_free(&rec);
 	return 0;
 }
 
-int msb_sandbox_remove(msb_sandbox *sb, msb_error *err)
+int msb_list(msb_sandbox_info **out, size_t *count, msb_error *err)
 {
-	int rc;
+	struct sandbox_record *recs;
+	msb_sandbox_info *infos;
+	struct index *idx;
+	size_t n;
+	int rc = index_open(&idx, err);
 
-	if (process_alive(read_pid_file(sb->dir)))
-		return err_set(err, -EBUSY, "sandbox %s is running; stop it first", sb->name);
-	rc = files_remove_tree(sb->dir);
-	return rc < 0 ? err_sys(err, rc, "remove %s", sb->dir) : 0;
+	if (rc < 0)
+		return rc;
+	rc = index_list(idx, &recs, &n, err);
+	if (rc < 0) {
+		index_close(idx);
+		return rc;
+	}
+	infos = calloc(n ? n : 1, sizeof(*infos));
+	if (!infos) {
+		index_free_records(recs, n);
+		index_close(idx);
+		return err_set(err, -ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		index_reconcile(idx, &recs[i]);
+		fill_info(&recs[i], &infos[i]);
+	}
+	index_free_records(recs, n);
+	index_close(idx);
+	*out = infos;
+	*count = n;
+	return 0;
 }
 
 void msb_sandbox_free(msb_sandbox *sb)
 {
+	if (sb)
+		reap_child(sb);
 	free(sb);
 }

@@ -19,8 +19,9 @@
 	"console=ttyS0 panic=-1 cryptomgr.notests init_on_alloc=0 page_alloc.shuffle=0 random.trust_cpu=on " \
 	"no_timer_check i8042.noaux i8042.nopnp audit=0 apparmor=0 ima_appraise=off 8250.nr_uarts=1"
 /* The root the agent mounts: the image on the first disk, read-only, with
- * a writable upper in memory. */
-#define ROOT_SPEC "kind=disk-image,device=/dev/vda,fstype=erofs"
+ * a writable upper in memory or on the second disk. */
+#define ROOT_SPEC_MEMORY_UPPER "kind=disk-image,device=/dev/vda,fstype=erofs"
+#define ROOT_SPEC_DISK_UPPER "kind=oci-erofs,lower=/dev/vda,upper=/dev/vdb,upper_fstype=ext4"
 
 int cmdline_build(char *out, size_t len, const struct cmdline_params *p)
 {
@@ -34,7 +35,8 @@ int cmdline_build(char *out, size_t len, const struct cmdline_params *p)
 	if (p->probe && n >= 0 && (size_t)n < len)
 		n += snprintf(out + n, len - (size_t)n, " MSB_PROBE=1");
 	if (n >= 0 && (size_t)n < len)
-		n += snprintf(out + n, len - (size_t)n, " MSB_BLOCK_ROOT=%s MSB_HOSTNAME=%s", ROOT_SPEC,
+		n += snprintf(out + n, len - (size_t)n, " MSB_BLOCK_ROOT=%s MSB_HOSTNAME=%s",
+			      p->persistent_upper ? ROOT_SPEC_DISK_UPPER : ROOT_SPEC_MEMORY_UPPER,
 			      p->hostname ? p->hostname : "msb");
 	return n >= 0 && (size_t)n < len ? 0 : -ENAMETOOLONG;
 }

@@ -16,6 +16,9 @@ struct cmdline_params {
 	bool probe;
 	/* Every kernel message in the serial log, not only errors. */
 	bool verbose;
+	/* The second disk is an ext4 upper that keeps writes across boots;
+	 * without it the upper lives in memory. */
+	bool persistent_upper;
 };
 
 /* Writes the command line; returns 0 or -ENAMETOOLONG. */

@@ -18,7 +18,9 @@ static bool to_unix_nanos(struct timespec t, uint64_t *out)
  * previous check, in absolute nanoseconds. */
 static long double clock_drift_ns(const struct clock_sync *cs, struct timespec real, uint64_t mono_ns)
 {
-	long double real_delta = (long double)(real.tv_sec - cs->prev_check_real.tv_sec) * NS_PER_S +
+	/* In long double from the start: an invalid earlier time may be
+	 * anywhere in the range of time_t. */
+	long double real_delta = ((long double)real.tv_sec - (long double)cs->prev_check_real.tv_sec) * NS_PER_S +
 				 (long double)(real.tv_nsec - cs->prev_check_real.tv_nsec);
 	long double mono_delta = (long double)mono_ns - (long double)cs->prev_check_mono_ns;
 	long double drift = real_delta - mono_delta;

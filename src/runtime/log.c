@@ -11,53 +11,75 @@
 #include <time.h>
 #include <unistd.h>
 
-static int log_fd = -1;
-static char log_path[PATH_MAX];
-static long log_size;
+static struct log_file runtime_log = { .fd = -1 };
 static enum log_level log_max_level = LOG_INFO;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
-int log_open(const char *path)
+int log_file_open(struct log_file *lf, const char *path)
 {
 	struct stat st;
 	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 
 	if (fd < 0)
 		return -errno;
-	log_close();
-	log_fd = fd;
-	snprintf(log_path, sizeof(log_path), "%s", path);
-	log_size = fstat(fd, &st) == 0 ? (long)st.st_size : 0;
+	if (lf->fd >= 0 && lf->fd != fd)
+		close(lf->fd);
+	lf->fd = fd;
+	snprintf(lf->path, sizeof(lf->path), "%s", path);
+	lf->size = fstat(fd, &st) == 0 ? (long)st.st_size : 0;
 	return 0;
+}
+
+void log_file_close(struct log_file *lf)
+{
+	if (lf->fd >= 0)
+		close(lf->fd);
+	lf->fd = -1;
+}
+
+/* path -> path.1 -> ... -> path.LOG_KEEP_FILES */
+static void rotate(struct log_file *lf)
+{
+	char from[sizeof(lf->path) + 8], to[sizeof(lf->path) + 8], path[sizeof(lf->path)];
+
+	snprintf(path, sizeof(path), "%s", lf->path);
+	for (int i = LOG_KEEP_FILES - 1; i >= 1; i--) {
+		snprintf(from, sizeof(from), "%s.%d", path, i);
+		snprintf(to, sizeof(to), "%s.%d", path, i + 1);
+		rename(from, to);
+	}
+	snprintf(to, sizeof(to), "%s.1", path);
+	rename(path, to);
+	log_file_open(lf, path);
+}
+
+void log_file_write(struct log_file *lf, const void *data, size_t len)
+{
+	ssize_t n;
+
+	if (lf->fd < 0)
+		return;
+	if (lf->size >= LOG_ROTATE_BYTES)
+		rotate(lf);
+	n = write(lf->fd, data, len);
+	if (n > 0)
+		lf->size += n;
+}
+
+int log_open(const char *path)
+{
+	return log_file_open(&runtime_log, path);
 }
 
 void log_close(void)
 {
-	if (log_fd >= 0)
-		close(log_fd);
-	log_fd = -1;
+	log_file_close(&runtime_log);
 }
 
 void log_set_level(enum log_level level)
 {
 	log_max_level = level;
-}
-
-/* runtime.log -> runtime.log.1 -> ... -> runtime.log.LOG_KEEP_FILES */
-static void rotate(void)
-{
-	char from[PATH_MAX + 8], to[PATH_MAX + 8];
-
-	for (int i = LOG_KEEP_FILES - 1; i >= 1; i--) {
-		snprintf(from, sizeof(from), "%s.%d", log_path, i);
-		snprintf(to, sizeof(to), "%s.%d", log_path, i + 1);
-		rename(from, to);
-	}
-	snprintf(to, sizeof(to), "%s.1", log_path);
-	rename(log_path, to);
-	log_open(log_path);
-	log_size = 0;
 }
 
 void log_write(enum log_level level, const char *part, const char *fmt, ...)
@@ -83,13 +105,10 @@ void log_write(enum log_level level, const char *part, const char *fmt, ...)
 		n = (int)sizeof(line) - 2;
 	line[n++] = '\n';
 
-	if (log_fd < 0) {
+	if (runtime_log.fd < 0) {
 		if (write(STDERR_FILENO, line, (size_t)n) < 0)
 			return;
 		return;
 	}
-	if (write(log_fd, line, (size_t)n) > 0)
-		log_size += n;
-	if (log_size >= LOG_ROTATE_BYTES)
-		rotate();
+	log_file_write(&runtime_log, line, (size_t)n);
 }

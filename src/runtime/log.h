@@ -6,6 +6,8 @@
 #ifndef MSB_RUNTIME_LOG_H
 #define MSB_RUNTIME_LOG_H
 
+#include <stddef.h>
+
 #define LOG_ROTATE_BYTES (10L * 1024 * 1024)
 #define LOG_KEEP_FILES 3
 
@@ -15,6 +17,19 @@ enum log_level {
 	LOG_INFO,
 	LOG_DEBUG,
 };
+
+/* A file that rotates at LOG_ROTATE_BYTES: path becomes path.1, path.1
+ * becomes path.2, and so on up to LOG_KEEP_FILES. */
+struct log_file {
+	int fd;
+	long size;
+	char path[4096];
+};
+
+int log_file_open(struct log_file *lf, const char *path);
+/* Appends data (one or more whole lines), rotating first when full. */
+void log_file_write(struct log_file *lf, const void *data, size_t len);
+void log_file_close(struct log_file *lf);
 
 /* Logs to path from now on; returns 0 or -errno. */
 int log_open(const char *path);

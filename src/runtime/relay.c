@@ -136,17 +136,15 @@ static struct relay_client *client_for_id(struct relay *r, uint32_t id)
 	return r->clients[slot];
 }
 
-static void client_forget_exec(struct relay_client *c, uint32_t id)
+static ssize_t client_find_exec(const struct relay_client *c, uint32_t id)
 {
-	for (size_t i = 0; i < c->n_exec_ids; i++) {
-		if (c->exec_ids[i] == id) {
-			c->exec_ids[i] = c->exec_ids[--c->n_exec_ids];
-			return;
-		}
-	}
+	for (size_t i = 0; i < c->n_exec_ids; i++)
+		if (c->exec_ids[i] == id)
+			return (ssize_t)i;
+	return -1;
 }
 
-static void client_flush(struct relay *r, struct relay_client *c);
+static bool client_flush(struct relay *r, struct relay_client *c);
 
 static void guest_route_frame(struct relay *r, const uint8_t *frame, size_t len, const struct frame_header *h)
 {
@@ -160,8 +158,17 @@ static void guest_route_frame(struct relay *r, const uint8_t *frame, size_t len,
 	c = client_for_id(r, h->id);
 	if (!c)
 		return; /* its client is gone */
-	if (h->flags & FRAME_FLAG_TERMINAL)
-		client_forget_exec(c, h->id);
+	if (r->hooks->on_activity)
+		r->hooks->on_activity(r->hooks_data);
+
+	ssize_t exec_index = client_find_exec(c, h->id);
+
+	if (exec_index >= 0) {
+		if (r->hooks->on_exec_frame)
+			r->hooks->on_exec_frame(r->hooks_data, frame, len);
+		if (h->flags & FRAME_FLAG_TERMINAL)
+			c->exec_ids[exec_index] = c->exec_ids[--c->n_exec_ids];
+	}
 	if (buf_append(&c->out, frame, len) < 0) {
 		client_disconnect(r, c, "out of memory for its output");
 		return;
@@ -232,7 +239,9 @@ static void client_update_events(struct relay *r, struct relay_client *c)
 	loop_set_events(r->loop, c->watch, events);
 }
 
-static void client_flush(struct relay *r, struct relay_client *c)
+/* Writes what the client's socket takes. Returns false when the client
+ * was disconnected (and c freed). */
+static bool client_flush(struct relay *r, struct relay_client *c)
 {
 	while (buf_pending(&c->out) > 0) {
 		ssize_t n = send(c->fd, buf_peek(&c->out), buf_pending(&c->out), MSG_NOSIGNAL);
@@ -243,12 +252,13 @@ static void client_flush(struct relay *r, struct relay_client *c)
 			if (errno == EAGAIN)
 				break;
 			client_disconnect(r, c, strerror(errno));
-			return;
+			return false;
 		}
 		buf_consume(&c->out, (size_t)n);
 	}
 	buf_shrink(&c->out);
 	client_update_events(r, c);
+	return true;
 }
 
 static int client_track_exec(struct relay_client *c, uint32_t id)
@@ -283,10 +293,16 @@ static bool client_route_frame(struct relay *r, struct relay_client *c, const ui
 		log_warn("relay", "client slot=%u sent id=%u outside its range; frame dropped", c->slot, h->id);
 		return true;
 	}
+	if (r->hooks->on_activity)
+		r->hooks->on_activity(r->hooks_data);
 	if ((h->flags & FRAME_FLAG_SESSION_START) && msg_peek_type(frame, len) == MSG_EXEC_REQUEST &&
-	    client_track_exec(c, h->id) < 0) {
-		client_disconnect(r, c, "out of memory tracking its sessions");
-		return false;
+	    client_find_exec(c, h->id) < 0) {
+		if (client_track_exec(c, h->id) < 0) {
+			client_disconnect(r, c, "out of memory tracking its sessions");
+			return false;
+		}
+		if (r->hooks->on_exec_request)
+			r->hooks->on_exec_request(r->hooks_data, frame, len);
 	}
 	if (guest_queue(r, frame, len) < 0) {
 		client_disconnect(r, c, "the guest channel is closed");
@@ -343,11 +359,8 @@ static void on_client_event(struct loop *loop, int fd, uint32_t events, void *da
 	struct relay_client *c = data;
 	struct relay *r = c->relay;
 
-	if (events & EPOLLOUT) {
-		client_flush(r, c);
-		if (r->clients[c->slot] != c)
-			return;
-	}
+	if ((events & EPOLLOUT) && !client_flush(r, c))
+		return;
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 		client_read(r, c);
 }
@@ -370,6 +383,8 @@ static void client_disconnect(struct relay *r, struct relay_client *c, const cha
 		m.id = c->exec_ids[i];
 		m.u.exec_signal.signal = 9;
 		relay_send_msg(r, &m);
+		if (r->hooks->on_exec_abandoned)
+			r->hooks->on_exec_abandoned(r->hooks_data, c->exec_ids[i]);
 	}
 	memset(&m, 0, sizeof(m));
 	m.type = MSG_CLIENT_DISCONNECTED;
@@ -530,6 +545,16 @@ int relay_serve(struct relay *r, int listen_fd)
 unsigned relay_client_count(const struct relay *r)
 {
 	return r->n_clients;
+}
+
+size_t relay_open_exec_sessions(const struct relay *r)
+{
+	size_t n = 0;
+
+	for (unsigned s = 0; s < RELAY_MAX_CLIENTS; s++)
+		if (r->clients[s])
+			n += r->clients[s]->n_exec_ids;
+	return n;
 }
 
 size_t relay_guest_pending(const struct relay *r)

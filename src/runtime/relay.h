@@ -44,6 +44,16 @@ struct relay_hooks {
 	void (*on_client_shutdown)(void *data);
 	/* A client connected or disconnected; count is the new total. */
 	void (*on_clients_changed)(void *data, unsigned count);
+	/* Traffic of a session: any frame from a client, any frame from the
+	 * guest with a non-zero id. The runtime's own frames (clock sync)
+	 * are not traffic. */
+	void (*on_activity)(void *data);
+	/* Taps for exec.log: a client's core.exec.request, the guest's
+	 * frames for an open exec session, and the sessions a disconnecting
+	 * client leaves behind. */
+	void (*on_exec_request)(void *data, const uint8_t *frame, size_t len);
+	void (*on_exec_frame)(void *data, const uint8_t *frame, size_t len);
+	void (*on_exec_abandoned)(void *data, uint32_t id);
 };
 
 struct relay *relay_new(struct loop *loop, int guest_fd, const struct relay_hooks *hooks, void *hooks_data);
@@ -60,6 +70,8 @@ int relay_set_ready_frame(struct relay *r, const uint8_t *frame, size_t len);
 int relay_send_msg(struct relay *r, const struct msg *m);
 
 unsigned relay_client_count(const struct relay *r);
+/* Exec sessions open across all clients. */
+size_t relay_open_exec_sessions(const struct relay *r);
 /* Bytes waiting to be written to the guest. */
 size_t relay_guest_pending(const struct relay *r);
 
