@@ -21,6 +21,8 @@
  * so that a fast producer waits for the channel instead of filling memory. */
 #define AGENT_OUT_HIGH_BYTES (1024 * 1024)
 #define AGENT_OUT_LOW_BYTES (256 * 1024)
+/* One range per relay client at most. */
+#define AGENT_MAX_PAUSED_RANGES 128
 
 /* What an epoll event refers to. */
 enum watch_kind {
@@ -49,6 +51,7 @@ struct session {
 	bool stdin_error_sent;
 	bool stdin_watched;
 	bool finished; /* reaped and reported; freed after the epoll batch */
+	bool flow_paused; /* its client reads slowly: output waits */
 	struct watch w_stdout, w_stderr, w_stdin;
 	struct session *next;
 };
@@ -66,6 +69,11 @@ struct agent {
 	struct session *sessions;
 	struct session *finished_sessions;
 	uint32_t default_uid, default_gid;
+	/* Id ranges whose output the host asked to pause (msb.flow.pause). */
+	struct {
+		uint32_t start, end;
+	} paused_ranges[AGENT_MAX_PAUSED_RANGES];
+	unsigned n_paused_ranges;
 	bool shutting_down;
 };
 
@@ -93,6 +101,8 @@ void exec_detach_range(struct agent *a, uint32_t id_start, uint32_t id_end_exclu
 void exec_kill_all(struct agent *a);
 void exec_free_finished(struct agent *a);
 void exec_set_output_paused(struct agent *a, bool paused);
+/* Pauses or resumes the output of the sessions in [start, end). */
+void exec_set_flow(struct agent *a, uint32_t start, uint32_t end, bool paused);
 
 /* clock.c */
 void clock_handle_sync(const struct msg *m);

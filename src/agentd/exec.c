@@ -30,7 +30,13 @@
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define DEFAULT_TERM "xterm-256color"
-#define OUTPUT_CHUNK_BYTES (64 * 1024)
+/* Output is read in chunks of up to this size, one frame each. Fewer,
+ * larger frames cost less under emulation, where every system call and
+ * virtqueue notification is expensive. */
+#define OUTPUT_CHUNK_BYTES (256 * 1024)
+/* Pipe capacity for stdout and stderr, so that a fast writer fills a
+ * chunk before the agent reads it. */
+#define OUTPUT_PIPE_BYTES (1024 * 1024)
 /* stdin the process has not read yet is queued up to this size; beyond it
  * the host gets core.exec.stdin.error and the data is dropped. */
 #define STDIN_QUEUE_MAX_BYTES (16 * 1024 * 1024)
@@ -622,6 +628,8 @@ static int open_stdio(struct exec_plan *p, struct session *s, struct child_fds *
 		close(out[1]);
 		return -errno;
 	}
+	fcntl(out[0], F_SETPIPE_SZ, OUTPUT_PIPE_BYTES);
+	fcntl(err[0], F_SETPIPE_SZ, OUTPUT_PIPE_BYTES);
 	s->stdin_fd = in[1];
 	s->stdout_fd = out[0];
 	s->stderr_fd = err[0];
@@ -661,9 +669,27 @@ static void free_session_fds(struct agent *a, struct session *s)
 	buf_free(&s->stdin_queue);
 }
 
+static bool range_paused(const struct agent *a, uint32_t id)
+{
+	for (unsigned i = 0; i < a->n_paused_ranges; i++)
+		if (id >= a->paused_ranges[i].start && id < a->paused_ranges[i].end)
+			return true;
+	return false;
+}
+
+/* Output is read unless the channel to the host is full or the session's
+ * client reads slowly. */
+static int output_events(const struct agent *a, const struct session *s)
+{
+	return a->output_paused || s->flow_paused ? 0 : EPOLLIN;
+}
+
 static void watch_output(struct agent *a, struct session *s)
 {
-	int events = a->output_paused ? 0 : EPOLLIN;
+	int events;
+
+	s->flow_paused = range_paused(a, s->id);
+	events = output_events(a, s);
 
 	s->w_stdout = (struct watch){ WATCH_SESSION_STDOUT, s };
 	s->w_stderr = (struct watch){ WATCH_SESSION_STDERR, s };
@@ -783,7 +809,7 @@ static void unlink_session(struct agent *a, struct session *s)
  * byte count, 0 at end of stream, or -EAGAIN when nothing is there. */
 static ssize_t forward_output(struct agent *a, struct session *s, int fd, enum msg_type type)
 {
-	char chunk[OUTPUT_CHUNK_BYTES];
+	static char chunk[OUTPUT_CHUNK_BYTES];
 	ssize_t n;
 
 	do
@@ -1029,21 +1055,50 @@ void exec_handle_event(struct agent *a, struct watch *w, uint32_t events)
 	}
 }
 
+static void update_output_watch(struct agent *a, struct session *s)
+{
+	int events = output_events(a, s);
+
+	if (s->stdout_fd >= 0)
+		agent_watch(a, s->stdout_fd, &s->w_stdout, events);
+	if (s->stderr_fd >= 0)
+		agent_watch(a, s->stderr_fd, &s->w_stderr, events);
+}
+
 void exec_set_output_paused(struct agent *a, bool paused)
 {
-	int events = paused ? 0 : EPOLLIN;
-
 	a->output_paused = paused;
+	for (struct session *s = a->sessions; s; s = s->next)
+		update_output_watch(a, s);
+}
+
+void exec_set_flow(struct agent *a, uint32_t start, uint32_t end, bool paused)
+{
+	unsigned i;
+
+	for (i = 0; i < a->n_paused_ranges; i++)
+		if (a->paused_ranges[i].start == start && a->paused_ranges[i].end == end)
+			break;
+	if (paused && i == a->n_paused_ranges && i < AGENT_MAX_PAUSED_RANGES) {
+		a->paused_ranges[i].start = start;
+		a->paused_ranges[i].end = end;
+		a->n_paused_ranges++;
+	} else if (!paused && i < a->n_paused_ranges) {
+		a->paused_ranges[i] = a->paused_ranges[--a->n_paused_ranges];
+	}
+
 	for (struct session *s = a->sessions; s; s = s->next) {
-		if (s->stdout_fd >= 0)
-			agent_watch(a, s->stdout_fd, &s->w_stdout, events);
-		if (s->stderr_fd >= 0)
-			agent_watch(a, s->stderr_fd, &s->w_stderr, events);
+		if (s->id < start || s->id >= end)
+			continue;
+		s->flow_paused = paused;
+		update_output_watch(a, s);
 	}
 }
 
 void exec_detach_range(struct agent *a, uint32_t id_start, uint32_t id_end_exclusive)
 {
+	/* The range's next owner starts unpaused. */
+	exec_set_flow(a, id_start, id_end_exclusive, false);
 	for (struct session *s = a->sessions; s; s = s->next) {
 		if (s->id < id_start || s->id >= id_end_exclusive)
 			continue;

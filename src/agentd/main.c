@@ -193,6 +193,11 @@ static void dispatch(struct agent *a, const struct msg *m)
 	case MSG_SHUTDOWN:
 		shutdown_now(a);
 		break;
+	case MSG_FLOW_PAUSE:
+	case MSG_FLOW_RESUME:
+		exec_set_flow(a, m->u.client_disconnected.id_start, m->u.client_disconnected.id_end_exclusive,
+			      m->type == MSG_FLOW_PAUSE);
+		break;
 	case MSG_INIT_ACK:
 		break;
 	default:

@@ -39,6 +39,8 @@ static const struct msg_type_info msg_types[MSG_TYPE_COUNT] = {
 	[MSG_FS_REQUEST] = { "core.fs.request", FRAME_FLAG_SESSION_START },
 	[MSG_FS_DATA] = { "core.fs.data", 0 },
 	[MSG_FS_RESPONSE] = { "core.fs.response", FRAME_FLAG_TERMINAL },
+	[MSG_FLOW_PAUSE] = { "msb.flow.pause", 0 },
+	[MSG_FLOW_RESUME] = { "msb.flow.resume", 0 },
 };
 
 /* Variant names of FsOp, as the externally tagged enum spells them. */
@@ -461,6 +463,8 @@ static void enc_payload(struct enc *e, const struct msg *m)
 		enc_uint(e, "unix_time_nanos", m->u.clock_sync.unix_time_nanos);
 		break;
 	case MSG_CLIENT_DISCONNECTED:
+	case MSG_FLOW_PAUSE:
+	case MSG_FLOW_RESUME:
 		enc_map(e, 2);
 		enc_uint(e, "id_start", m->u.client_disconnected.id_start);
 		enc_uint(e, "id_end_exclusive", m->u.client_disconnected.id_end_exclusive);
@@ -1215,6 +1219,8 @@ static const struct payload_decoder payload_decoders[MSG_TYPE_COUNT] = {
 	[MSG_FS_REQUEST] = DECODER(fs_request_fields),
 	[MSG_FS_DATA] = DECODER(data_fields),
 	[MSG_FS_RESPONSE] = DECODER(fs_response_fields),
+	[MSG_FLOW_PAUSE] = DECODER(client_disconnected_fields),
+	[MSG_FLOW_RESUME] = DECODER(client_disconnected_fields),
 };
 
 static int decode_payload(struct msg *m, struct span payload)

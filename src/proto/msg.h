@@ -52,6 +52,9 @@ enum msg_type {
 	MSG_FS_REQUEST,
 	MSG_FS_DATA,
 	MSG_FS_RESPONSE,
+	/* msb extensions: flow control of one client's sessions. */
+	MSG_FLOW_PAUSE,
+	MSG_FLOW_RESUME,
 	MSG_TYPE_COUNT,
 };
 
@@ -89,6 +92,7 @@ struct msg_clock_sync {
 	uint64_t unix_time_nanos;
 };
 
+/* core.relay.client.disconnected, msb.flow.pause and msb.flow.resume. */
 struct msg_client_disconnected {
 	uint32_t id_start;
 	uint32_t id_end_exclusive;

@@ -20,6 +20,7 @@ struct exec_log_session {
 	bool tty;
 	uint8_t carry[2][UTF8_CARRY_MAX]; /* per stream: stdout, stderr */
 	size_t carry_len[2];
+	size_t logged[2];
 	struct exec_log_session *next;
 };
 
@@ -123,10 +124,21 @@ static void log_output(struct exec_log *el, struct exec_log_session *s, int stre
 {
 	const char *name = s->tty ? "output" : stream == 0 ? "stdout" : "stderr";
 	size_t carried = s->carry_len[stream];
-	size_t total = carried + data.len;
-	uint8_t *joined = malloc(total ? total : 1);
-	size_t keep;
+	size_t total, keep;
+	uint8_t *joined;
 
+	if (s->logged[stream] >= EXEC_LOG_STREAM_MAX_BYTES)
+		return;
+	s->logged[stream] += data.len;
+	if (s->logged[stream] >= EXEC_LOG_STREAM_MAX_BYTES) {
+		char note[128];
+
+		snprintf(note, sizeof(note), "%s beyond %d bytes is not logged", name, EXEC_LOG_STREAM_MAX_BYTES);
+		write_line(el, s->id, "system", note, strlen(note));
+		return;
+	}
+	total = carried + data.len;
+	joined = malloc(total ? total : 1);
 	if (!joined)
 		return;
 	memcpy(joined, s->carry[stream], carried);

@@ -7,12 +7,19 @@
  * character split between two chunks is joined before it is written, and
  * bytes that are not UTF-8 become U+FFFD. The file rotates like
  * runtime.log.
+ *
+ * The log is for reading, not for moving data: each stream of a session is
+ * logged up to EXEC_LOG_STREAM_MAX_BYTES, and a "system" line says where
+ * the rest was left out. Logging every byte would cost the sandbox process
+ * more CPU than relaying it.
  */
 #ifndef MSB_RUNTIME_EXEC_LOG_H
 #define MSB_RUNTIME_EXEC_LOG_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#define EXEC_LOG_STREAM_MAX_BYTES (1024 * 1024)
 
 struct exec_log;
 

@@ -22,7 +22,7 @@ struct relay_client {
 	/* Exec sessions this client opened that have not ended. */
 	uint32_t *exec_ids;
 	size_t n_exec_ids, cap_exec_ids;
-	bool reading_paused;
+	bool flow_paused; /* the guest was asked to pause this client's output */
 };
 
 struct relay {
@@ -146,6 +146,20 @@ static ssize_t client_find_exec(const struct relay_client *c, uint32_t id)
 
 static bool client_flush(struct relay *r, struct relay_client *c);
 
+static void client_set_flow(struct relay *r, struct relay_client *c, bool paused)
+{
+	struct msg m;
+
+	c->flow_paused = paused;
+	memset(&m, 0, sizeof(m));
+	m.type = paused ? MSG_FLOW_PAUSE : MSG_FLOW_RESUME;
+	m.u.client_disconnected.id_start = relay_slot_start(c->slot);
+	m.u.client_disconnected.id_end_exclusive = relay_slot_end(c->slot);
+	relay_send_msg(r, &m);
+	log_debug("relay", "client slot=%u output %s queued=%zu", c->slot, paused ? "paused" : "resumed",
+		  buf_pending(&c->out));
+}
+
 static void guest_route_frame(struct relay *r, const uint8_t *frame, size_t len, const struct frame_header *h)
 {
 	struct relay_client *c;
@@ -177,7 +191,8 @@ static void guest_route_frame(struct relay *r, const uint8_t *frame, size_t len,
 		client_disconnect(r, c, "it stopped reading and its output queue is full");
 		return;
 	}
-	client_flush(r, c);
+	if (client_flush(r, c) && !c->flow_paused && buf_pending(&c->out) > RELAY_CLIENT_PAUSE_BYTES)
+		client_set_flow(r, c, true);
 }
 
 static void guest_read(struct relay *r)
@@ -258,6 +273,8 @@ static bool client_flush(struct relay *r, struct relay_client *c)
 	}
 	buf_shrink(&c->out);
 	client_update_events(r, c);
+	if (c->flow_paused && buf_pending(&c->out) < RELAY_CLIENT_RESUME_BYTES)
+		client_set_flow(r, c, false);
 	return true;
 }
 

@@ -5,9 +5,17 @@
  * and the cached core.ready frame; after that it speaks frames whose ids
  * lie in its range. The relay reads only frame headers, except the type of
  * session-opening frames, so that it knows which exec sessions a client
- * has open. A client whose stream is malformed, or who stops reading while
- * more than RELAY_CLIENT_QUEUE_MAX_BYTES wait for it, is disconnected; the
- * guest and the other clients carry on.
+ * has open. A client whose stream is malformed is disconnected; the guest
+ * and the other clients carry on.
+ *
+ * A client that reads slower than its sessions write: when more than
+ * RELAY_CLIENT_PAUSE_BYTES wait for it, the relay asks the guest to pause
+ * the output of that client's sessions (msb.flow.pause), and to resume it
+ * (msb.flow.resume) once the queue is below RELAY_CLIENT_RESUME_BYTES. The
+ * guest then stops reading those sessions' pipes, so the processes block
+ * on their writes, as they would on a slow terminal. An agent without this
+ * extension keeps sending; at RELAY_CLIENT_QUEUE_MAX_BYTES the client is
+ * disconnected, so memory stays bounded either way.
  */
 #ifndef MSB_RUNTIME_RELAY_H
 #define MSB_RUNTIME_RELAY_H
@@ -25,6 +33,8 @@
  * 4294967295/128 rounded up, which reproduces microsandbox's ranges (slot 1
  * is 0x02000001..0x03ffffff exclusive). */
 #define RELAY_ID_STEP (1u << 25)
+#define RELAY_CLIENT_PAUSE_BYTES (4u * 1024 * 1024)
+#define RELAY_CLIENT_RESUME_BYTES (1u * 1024 * 1024)
 /* Output waiting for one client beyond this size disconnects that client:
  * the guest and other clients never wait for a client that does not read. */
 #define RELAY_CLIENT_QUEUE_MAX_BYTES (32u * 1024 * 1024)
