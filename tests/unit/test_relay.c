@@ -366,22 +366,28 @@ static void expect_frame(struct fixture *f, struct peer *p, const struct buf *ex
 	buf_free(&got);
 }
 
-/* Waits for the agent's next frame and checks that it is
- * core.relay.client.disconnected for [start, end). */
-static void expect_disconnected(struct fixture *f, uint32_t start, uint32_t end)
+/* Waits for the agent's next frame and checks that it is a range message
+ * of the given type (client disconnected, flow pause or resume) for
+ * [start, end). */
+static void expect_range_msg(struct fixture *f, enum msg_type type, uint32_t start, uint32_t end)
 {
 	struct buf frame;
 	struct msg m;
 
 	buf_init(&frame);
 	if (CHECK(take_msg(f, &f->agent, &frame, &m))) {
-		CHECK_INT_EQ(m.type, MSG_CLIENT_DISCONNECTED);
+		CHECK_INT_EQ(m.type, type);
 		CHECK_INT_EQ(m.id, 0);
 		CHECK_INT_EQ(m.u.client_disconnected.id_start, start);
 		CHECK_INT_EQ(m.u.client_disconnected.id_end_exclusive, end);
 	}
 	msg_free(&m);
 	buf_free(&frame);
+}
+
+static void expect_disconnected(struct fixture *f, uint32_t start, uint32_t end)
+{
+	expect_range_msg(f, MSG_CLIENT_DISCONNECTED, start, end);
 }
 
 /* Waits for the agent's next frame and checks that it is
@@ -787,6 +793,10 @@ TEST(relay_slow_reader)
 	CHECK_INT_EQ(received, chunks);
 	CHECK(!fast->eof);
 
+	/* This fake agent ignores the request to pause and keeps sending, as
+	 * an agent without the extension would; the relay then drops the
+	 * client. */
+	expect_range_msg(&f, MSG_FLOW_PAUSE, slow_start, slow_end);
 	expect_disconnected(&f, slow_start, slow_end);
 	CHECK_INT_EQ(relay_client_count(f.relay), 1);
 	slow->paused = false;
@@ -799,5 +809,44 @@ out:
 	buf_free(&chunk);
 	buf_free(&small);
 	buf_free(&got);
+	fixture_free(&f);
+}
+
+TEST(relay_slow_reader_paused)
+{
+	enum { CHUNK_BYTES = 1024 * 1024 };
+	/* Past the pause mark even after the client's socket buffer took its
+	 * share, and far below the disconnect limit. */
+	const unsigned chunks = RELAY_CLIENT_PAUSE_BYTES / CHUNK_BYTES + 4;
+	struct fixture f;
+	struct peer *slow;
+	uint32_t start, end;
+	struct buf chunk;
+	uint8_t *data;
+
+	fixture_init(&f);
+	buf_init(&chunk);
+	data = calloc(1, CHUNK_BYTES);
+	slow = client_join(&f, &start, &end);
+	if (!CHECK(data != NULL) || !slow)
+		goto out;
+	slow->paused = true;
+
+	CHECK_INT_EQ(msg_encode_data(&chunk, MSG_EXEC_STDOUT, start, data, CHUNK_BYTES), 0);
+	for (unsigned i = 0; i < chunks; i++)
+		peer_queue(&f.agent, buf_peek(&chunk), buf_pending(&chunk));
+	CHECK(wait_rounds(&f, is_flushed, &f.agent, 0, WAIT_ROUNDS_BULK));
+	expect_range_msg(&f, MSG_FLOW_PAUSE, start, end);
+
+	/* Once the client reads again and the queue drains, output resumes,
+	 * and the client got every byte. */
+	slow->paused = false;
+	CHECK(wait_bytes(&f, slow, (size_t)chunks * buf_pending(&chunk)));
+	expect_range_msg(&f, MSG_FLOW_RESUME, start, end);
+	CHECK(!slow->eof);
+	CHECK_INT_EQ(relay_client_count(f.relay), 1);
+out:
+	free(data);
+	buf_free(&chunk);
 	fixture_free(&f);
 }
