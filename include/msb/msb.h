@@ -207,6 +207,54 @@ int msb_exec_collect(msb_client *c, const char *cmd, const char *const *args, co
 		     msb_output *out, msb_error *err);
 void msb_output_free(msb_output *out);
 
+/* ---- Files -------------------------------------------------------------- */
+
+/* Errors of file operations carry the guest's errno (negated) in
+ * err->code and a message naming the path. */
+
+typedef struct msb_file_info {
+	char path[4096];
+	char kind[8];          /* "file", "dir", "symlink" or "other" */
+	uint64_t size;
+	uint32_t mode;         /* permission bits, 07777 */
+	uint32_t uid, gid;
+	int64_t mtime, atime;  /* Unix seconds */
+} msb_file_info;
+
+int msb_fs_stat(msb_client *c, const char *path, bool follow_symlink, msb_file_info *out, msb_error *err);
+/* Entries of a directory; free the array with free(). */
+int msb_fs_list(msb_client *c, const char *path, msb_file_info **out, size_t *count, msb_error *err);
+/* Creates a directory and its missing parents. */
+int msb_fs_mkdir(msb_client *c, const char *path, uint32_t mode, msb_error *err);
+/* Removes a file or symlink, or a directory (with recursive, and all it
+ * holds; without, it must be empty). */
+int msb_fs_remove(msb_client *c, const char *path, bool recursive, msb_error *err);
+int msb_fs_rename(msb_client *c, const char *from, const char *to, msb_error *err);
+int msb_fs_symlink(msb_client *c, const char *target, const char *link_path, msb_error *err);
+/* The target of a symlink; free it with free(). */
+int msb_fs_readlink(msb_client *c, const char *path, char **target, msb_error *err);
+/* Sets the mode (mode >= 0) and the times (when > -1); a symlink itself
+ * when follow_symlink is false, for the times. */
+int msb_fs_set_times_mode(msb_client *c, const char *path, bool follow_symlink, int64_t mode, int64_t atime,
+			  int64_t mtime, msb_error *err);
+
+/* Reads a whole file of at most max_len bytes; free *data with free(). */
+int msb_fs_read_file(msb_client *c, const char *path, size_t max_len, void **data, size_t *len, msb_error *err);
+/* Creates or replaces a file with data. */
+int msb_fs_write_file(msb_client *c, const char *path, const void *data, size_t len, uint32_t mode,
+		      msb_error *err);
+
+/* Streams a file to sink, chunk by chunk (memory stays bounded whatever
+ * the size). sink returns 0 to go on or a negative errno to stop. */
+typedef int (*msb_fs_sink)(void *user_data, const void *data, size_t len);
+int msb_fs_read_stream(msb_client *c, const char *path, msb_fs_sink sink, void *user_data, msb_error *err);
+/* Creates or replaces a file with what source produces: it fills buf with
+ * up to cap bytes and returns the count, 0 at the end, or a negative
+ * errno. */
+typedef long (*msb_fs_source)(void *user_data, void *buf, size_t cap);
+int msb_fs_write_stream(msb_client *c, const char *path, uint32_t mode, msb_fs_source source, void *user_data,
+			msb_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -33,6 +33,8 @@ enum watch_kind {
 	WATCH_SESSION_STDIN,
 };
 
+struct fs_state;
+
 struct watch {
 	enum watch_kind kind;
 	struct session *session;
@@ -74,6 +76,7 @@ struct agent {
 		uint32_t start, end;
 	} paused_ranges[AGENT_MAX_PAUSED_RANGES];
 	unsigned n_paused_ranges;
+	struct fs_state *fs; /* file operations; allocated on first use */
 	bool shutting_down;
 };
 
@@ -103,6 +106,16 @@ void exec_free_finished(struct agent *a);
 void exec_set_output_paused(struct agent *a, bool paused);
 /* Pauses or resumes the output of the sessions in [start, end). */
 void exec_set_flow(struct agent *a, uint32_t start, uint32_t end, bool paused);
+
+/* fs.c */
+void fs_handle_request(struct agent *a, const struct msg *m);
+void fs_handle_data(struct agent *a, const struct msg *m);
+/* Whether reads wait to be sent while the channel has room. */
+bool fs_pending_work(struct agent *a);
+/* Sends the next chunk of each read that may go on. */
+void fs_pump(struct agent *a);
+/* Closes the handles and ends the streams of a client that left. */
+void fs_detach_range(struct agent *a, uint32_t id_start, uint32_t id_end_exclusive);
 
 /* clock.c */
 void clock_handle_sync(const struct msg *m);

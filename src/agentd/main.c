@@ -189,6 +189,13 @@ static void dispatch(struct agent *a, const struct msg *m)
 		break;
 	case MSG_CLIENT_DISCONNECTED:
 		exec_detach_range(a, m->u.client_disconnected.id_start, m->u.client_disconnected.id_end_exclusive);
+		fs_detach_range(a, m->u.client_disconnected.id_start, m->u.client_disconnected.id_end_exclusive);
+		break;
+	case MSG_FS_REQUEST:
+		fs_handle_request(a, m);
+		break;
+	case MSG_FS_DATA:
+		fs_handle_data(a, m);
 		break;
 	case MSG_SHUTDOWN:
 		shutdown_now(a);
@@ -369,7 +376,8 @@ static void run_loop(struct agent *a)
 	struct epoll_event events[EPOLL_BATCH];
 
 	for (;;) {
-		int n = epoll_wait(a->epoll_fd, events, EPOLL_BATCH, -1);
+		/* Pending file reads make the loop poll instead of sleep. */
+		int n = epoll_wait(a->epoll_fd, events, EPOLL_BATCH, fs_pending_work(a) ? 0 : -1);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -402,6 +410,7 @@ static void run_loop(struct agent *a)
 			}
 		}
 		exec_free_finished(a);
+		fs_pump(a);
 	}
 }
 

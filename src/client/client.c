@@ -206,6 +206,8 @@ uint32_t client_next_id(msb_client *c)
 		c->next_id = c->next_id + 1 >= c->id_end ? c->id_start : c->next_id + 1;
 		for (msb_exec *e = c->sessions; e; e = e->next)
 			used |= e->id == id;
+		for (struct client_call *call = c->calls; call; call = call->next)
+			used |= call->id == id;
 		if (!used)
 			return id;
 	}
@@ -249,6 +251,12 @@ static void process_frames(msb_client *c)
 			for (msb_exec *e = c->sessions; e; e = e->next) {
 				if (e->id == m.id && !e->done) {
 					exec_handle_frame(e, &m);
+					break;
+				}
+			}
+			for (struct client_call *call = c->calls; call; call = call->next) {
+				if (call->id == m.id && !call->done) {
+					call->on_frame(call, &m);
 					break;
 				}
 			}
@@ -335,4 +343,32 @@ int msb_request_shutdown(msb_client *c, msb_error *err)
 	while (rc == 0 && buf_pending(&c->out) > 0)
 		rc = msb_client_dispatch(c, 1000, err) < 0 ? -EPIPE : 0;
 	return rc;
+}
+
+void client_call_add(msb_client *c, struct client_call *call)
+{
+	call->done = false;
+	call->next = c->calls;
+	c->calls = call;
+}
+
+void client_call_remove(msb_client *c, struct client_call *call)
+{
+	for (struct client_call **p = &c->calls; *p; p = &(*p)->next) {
+		if (*p == call) {
+			*p = call->next;
+			return;
+		}
+	}
+}
+
+int client_call_wait(msb_client *c, struct client_call *call, msb_error *err)
+{
+	while (!call->done) {
+		int rc = msb_client_dispatch(c, -1, err);
+
+		if (rc < 0 && !call->done)
+			return rc;
+	}
+	return 0;
 }

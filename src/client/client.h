@@ -25,6 +25,14 @@ struct msb_exec {
 	struct msb_exec *next;
 };
 
+/* A request other than exec that waits for its frames (file operations). */
+struct client_call {
+	uint32_t id;
+	bool done;
+	void (*on_frame)(struct client_call *call, const struct msg *m);
+	struct client_call *next;
+};
+
 struct msb_client {
 	int fd;
 	uint32_t id_start;
@@ -34,6 +42,7 @@ struct msb_client {
 	struct buf out;
 	bool closed;
 	struct msb_exec *sessions;
+	struct client_call *calls;
 	/* Sandbox-wide defaults of every exec, from the index. */
 	char *default_env; /* "KEY=VALUE" entries, each ending in NUL */
 	size_t default_env_len;
@@ -45,6 +54,12 @@ int client_send(msb_client *c, const struct msg *m, msb_error *err);
 int client_send_data(msb_client *c, enum msg_type type, uint32_t id, const void *data, size_t len, msb_error *err);
 /* Allocates an unused id from the client's range. */
 uint32_t client_next_id(msb_client *c);
+
+/* Registers and removes a call; its frames go to call->on_frame. */
+void client_call_add(msb_client *c, struct client_call *call);
+void client_call_remove(msb_client *c, struct client_call *call);
+/* Runs the connection until call->done; fails when the connection ends. */
+int client_call_wait(msb_client *c, struct client_call *call, msb_error *err);
 
 /* exec.c: handles a frame addressed to an exec session. */
 void exec_handle_frame(msb_exec *e, const struct msg *m);
