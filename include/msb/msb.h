@@ -185,7 +185,13 @@ int msb_exec_validate(const char *cmd, const char *const *args, const msb_exec_o
  * the callbacks while msb_client_dispatch() or msb_exec_wait() runs. */
 int msb_exec_start(msb_client *c, const char *cmd, const char *const *args, const msb_exec_options *options,
 		   const msb_exec_callbacks *callbacks, void *user_data, msb_exec **out, msb_error *err);
+/* Sends stdin. With an msb agent at most a window of stdin is in flight:
+ * when the process reads slower than data comes, this call waits (running
+ * the connection, so output keeps flowing) until the process has taken
+ * enough. msb_exec_stdin_room() tells how much can be written without
+ * waiting (SIZE_MAX with agents that do not report consumption). */
 int msb_exec_write_stdin(msb_exec *e, const void *data, size_t len, msb_error *err);
+size_t msb_exec_stdin_room(const msb_exec *e);
 int msb_exec_close_stdin(msb_exec *e, msb_error *err);
 int msb_exec_resize(msb_exec *e, uint16_t rows, uint16_t cols, msb_error *err);
 int msb_exec_signal(msb_exec *e, int signal, msb_error *err);

@@ -50,6 +50,8 @@ struct session {
 	int stderr_fd; /* -1 for a terminal session */
 	struct buf stdin_queue;
 	bool stdin_closing;      /* close stdin once the queue drains */
+	uint64_t stdin_consumed; /* bytes the process has taken */
+	uint64_t stdin_reported; /* the last count sent to the host */
 	bool stdin_error_sent;
 	bool stdin_watched;
 	bool finished; /* reaped and reported; freed after the epoll batch */

@@ -38,8 +38,13 @@
  * chunk before the agent reads it. */
 #define OUTPUT_PIPE_BYTES (1024 * 1024)
 /* stdin the process has not read yet is queued up to this size; beyond it
- * the host gets core.exec.stdin.error and the data is dropped. */
+ * the host gets core.exec.stdin.error and the data is dropped. msb's
+ * clients never get there: they keep at most a window of stdin in flight
+ * and learn from msb.exec.stdin.consumed how much the process took. */
 #define STDIN_QUEUE_MAX_BYTES (16 * 1024 * 1024)
+/* Consumed stdin is reported when this much more was taken, and when the
+ * queue runs empty. */
+#define STDIN_REPORT_BYTES (256 * 1024)
 /* After the process exits, output still in its pipes is forwarded up to
  * this much per stream; the rest can only come from background processes
  * that outlive it, which could write forever. */
@@ -928,6 +933,22 @@ static void close_stdin(struct agent *a, struct session *s)
 	close_fd(&s->stdin_fd);
 }
 
+static void report_stdin_consumed(struct agent *a, struct session *s)
+{
+	struct msg m;
+
+	if (s->detached || s->stdin_consumed == s->stdin_reported)
+		return;
+	if (s->stdin_consumed - s->stdin_reported < STDIN_REPORT_BYTES && buf_pending(&s->stdin_queue) > 0)
+		return;
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_EXEC_STDIN_CONSUMED;
+	m.id = s->id;
+	m.u.exec_stdin_consumed.bytes = s->stdin_consumed;
+	agent_send(a, &m);
+	s->stdin_reported = s->stdin_consumed;
+}
+
 /* Writes as much queued stdin as the process takes; watches for room when
  * some is left. */
 static void flush_stdin(struct agent *a, struct session *s)
@@ -947,8 +968,10 @@ static void flush_stdin(struct agent *a, struct session *s)
 			return;
 		}
 		buf_consume(&s->stdin_queue, (size_t)n);
+		s->stdin_consumed += (uint64_t)n;
 	}
 	buf_shrink(&s->stdin_queue);
+	report_stdin_consumed(a, s);
 
 	if (s->stdin_fd >= 0 && s->stdin_closing && buf_pending(&s->stdin_queue) == 0) {
 		if (s->tty) {

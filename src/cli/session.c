@@ -104,12 +104,14 @@ static void on_stdin_error(void *data, const char *message)
 	s->stdin_open = false;
 }
 
-/* Sends what stdin has; returns false once stdin is done. */
+/* Sends what stdin has, no more than the command can take now; returns
+ * false once stdin is done. */
 static bool forward_stdin(struct session *s)
 {
 	char chunk[STDIN_CHUNK_BYTES];
+	size_t room = msb_exec_stdin_room(s->exec);
 	msb_error err;
-	ssize_t n = read(STDIN_FILENO, chunk, sizeof(chunk));
+	ssize_t n = read(STDIN_FILENO, chunk, room < sizeof(chunk) ? room : sizeof(chunk));
 
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return true;
@@ -148,7 +150,10 @@ static int pump(msb_client *client, struct session *s, int signal_fd, msb_error 
 		struct pollfd fds[3] = {
 			{ .fd = msb_client_fd(client), .events = POLLIN },
 			{ .fd = signal_fd, .events = POLLIN },
-			{ .fd = s->stdin_open ? STDIN_FILENO : -1, .events = POLLIN },
+			/* stdin waits while the command has not taken what
+			 * was sent. */
+			{ .fd = s->stdin_open && msb_exec_stdin_room(s->exec) > 0 ? STDIN_FILENO : -1,
+			  .events = POLLIN },
 		};
 
 		if (poll(fds, 3, -1) < 0) {

@@ -100,6 +100,17 @@ static int handshake(msb_client *c, msb_error *err)
 		if (rc < 0)
 			return rc;
 	}
+	/* msb's own agent reports consumed stdin; others do not. */
+	{
+		struct msg ready;
+
+		if (msg_decode(buf_peek(&c->in), (size_t)total, &ready) == 0) {
+			c->stdin_flow_control = ready.type == MSG_READY && ready.u.ready.agent_version.ptr &&
+						ready.u.ready.agent_version.len >= 10 &&
+						memcmp(ready.u.ready.agent_version.ptr, "msb-agentd", 10) == 0;
+			msg_free(&ready);
+		}
+	}
 	buf_consume(&c->in, (size_t)total);
 	return 0;
 }

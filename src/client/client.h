@@ -11,6 +11,9 @@
 /* Frames queued for the relay beyond this make writers wait for the
  * socket, reading meanwhile so that output keeps flowing. */
 #define CLIENT_OUT_HIGH_BYTES (1024 * 1024)
+/* stdin in flight per exec session, sent but not yet taken by the
+ * process, when the agent reports consumption. */
+#define CLIENT_STDIN_WINDOW_BYTES (4 * 1024 * 1024)
 /* How long connecting may wait for the relay's handshake. */
 #define CLIENT_HANDSHAKE_TIMEOUT_MS 10000
 
@@ -21,6 +24,9 @@ struct msb_exec {
 	bool done;
 	msb_exec_status status;
 	msb_exec_callbacks callbacks;
+	uint64_t stdin_sent;
+	uint64_t stdin_consumed;
+	bool stdin_failed;
 	void *user_data;
 	struct msb_exec *next;
 };
@@ -41,6 +47,8 @@ struct msb_client {
 	struct buf in;
 	struct buf out;
 	bool closed;
+	/* The agent reports consumed stdin (msb-agentd does). */
+	bool stdin_flow_control;
 	struct msb_exec *sessions;
 	struct client_call *calls;
 	/* Sandbox-wide defaults of every exec, from the index. */

@@ -217,7 +217,12 @@ void exec_handle_frame(msb_exec *e, const struct msg *m)
 		if (e->callbacks.on_stderr)
 			e->callbacks.on_stderr(e->user_data, m->u.data.data.ptr, m->u.data.data.len);
 		break;
+	case MSG_EXEC_STDIN_CONSUMED:
+		if (m->u.exec_stdin_consumed.bytes <= e->stdin_sent)
+			e->stdin_consumed = m->u.exec_stdin_consumed.bytes;
+		break;
 	case MSG_EXEC_STDIN_ERROR:
+		e->stdin_failed = true;
 		copy_span(message, sizeof(message), m->u.exec_stdin_error.message);
 		if (e->callbacks.on_stdin_error)
 			e->callbacks.on_stdin_error(e->user_data, message);
@@ -267,6 +272,16 @@ static int check_live(msb_exec *e, msb_error *err)
 	return 0;
 }
 
+size_t msb_exec_stdin_room(const msb_exec *e)
+{
+	uint64_t in_flight;
+
+	if (!e->client || !e->client->stdin_flow_control)
+		return SIZE_MAX;
+	in_flight = e->stdin_sent - e->stdin_consumed;
+	return in_flight >= CLIENT_STDIN_WINDOW_BYTES ? 0 : (size_t)(CLIENT_STDIN_WINDOW_BYTES - in_flight);
+}
+
 int msb_exec_write_stdin(msb_exec *e, const void *data, size_t len, msb_error *err)
 {
 	const char *p = data;
@@ -275,9 +290,23 @@ int msb_exec_write_stdin(msb_exec *e, const void *data, size_t len, msb_error *e
 	/* Empty data would close stdin; sending nothing is the same as not
 	 * calling. Big writes go out in frames well below the size limit. */
 	while (rc == 0 && len > 0) {
+		size_t room = msb_exec_stdin_room(e);
 		size_t chunk = len < 1024 * 1024 ? len : 1024 * 1024;
 
+		if (e->stdin_failed)
+			return err_set(err, -EPIPE, "the command's stdin is closed");
+		if (room == 0) {
+			rc = msb_client_dispatch(e->client, -1, err);
+			if (rc > 0)
+				rc = 0;
+			if (e->done)
+				return err_set(err, -ESRCH, "the command ended before it read all of its stdin");
+			continue;
+		}
+		if (chunk > room)
+			chunk = room;
 		rc = client_send_data(e->client, MSG_EXEC_STDIN, e->id, p, chunk, err);
+		e->stdin_sent += chunk;
 		p += chunk;
 		len -= chunk;
 	}

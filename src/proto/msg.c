@@ -41,6 +41,7 @@ static const struct msg_type_info msg_types[MSG_TYPE_COUNT] = {
 	[MSG_FS_RESPONSE] = { "core.fs.response", FRAME_FLAG_TERMINAL },
 	[MSG_FLOW_PAUSE] = { "msb.flow.pause", 0 },
 	[MSG_FLOW_RESUME] = { "msb.flow.resume", 0 },
+	[MSG_EXEC_STDIN_CONSUMED] = { "msb.exec.stdin.consumed", 0 },
 };
 
 /* Variant names of FsOp, as the externally tagged enum spells them. */
@@ -486,6 +487,10 @@ static void enc_payload(struct enc *e, const struct msg *m)
 		enc_map(e, 1);
 		enc_uint(e, "pid", m->u.exec_started.pid);
 		break;
+	case MSG_EXEC_STDIN_CONSUMED:
+		enc_map(e, 1);
+		enc_uint(e, "bytes", m->u.exec_stdin_consumed.bytes);
+		break;
 	case MSG_EXEC_STDIN:
 	case MSG_EXEC_STDOUT:
 	case MSG_EXEC_STDERR:
@@ -929,6 +934,10 @@ static const struct field exec_stdin_error_fields[] = {
 	FIELD(struct msg_exec_stdin_error, message, get_text_f, true),
 };
 
+static const struct field exec_stdin_consumed_fields[] = {
+	FIELD(struct msg_exec_stdin_consumed, bytes, get_u64_f, true),
+};
+
 static const struct field exec_exited_fields[] = {
 	FIELD(struct msg_exec_exited, code, get_i32_f, true),
 	FIELD(struct msg_exec_exited, signal, get_opt_i32_f, false),
@@ -1221,6 +1230,7 @@ static const struct payload_decoder payload_decoders[MSG_TYPE_COUNT] = {
 	[MSG_FS_RESPONSE] = DECODER(fs_response_fields),
 	[MSG_FLOW_PAUSE] = DECODER(client_disconnected_fields),
 	[MSG_FLOW_RESUME] = DECODER(client_disconnected_fields),
+	[MSG_EXEC_STDIN_CONSUMED] = DECODER(exec_stdin_consumed_fields),
 };
 
 static int decode_payload(struct msg *m, struct span payload)

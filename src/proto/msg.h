@@ -52,9 +52,11 @@ enum msg_type {
 	MSG_FS_REQUEST,
 	MSG_FS_DATA,
 	MSG_FS_RESPONSE,
-	/* msb extensions: flow control of one client's sessions. */
+	/* msb extensions: flow control of one client's sessions, and of a
+	 * session's stdin. */
 	MSG_FLOW_PAUSE,
 	MSG_FLOW_RESUME,
+	MSG_EXEC_STDIN_CONSUMED,
 	MSG_TYPE_COUNT,
 };
 
@@ -136,6 +138,12 @@ struct msg_exec_started {
 /* core.exec.stdin, core.exec.stdout, core.exec.stderr and core.fs.data. */
 struct msg_data {
 	struct span data;
+};
+
+/* msb.exec.stdin.consumed: how many stdin bytes of the session the process
+ * has taken so far, in all. */
+struct msg_exec_stdin_consumed {
+	uint64_t bytes;
 };
 
 struct msg_exec_stdin_error {
@@ -295,6 +303,7 @@ struct msg {
 		struct msg_exec_started exec_started;
 		struct msg_data data;
 		struct msg_exec_stdin_error exec_stdin_error;
+		struct msg_exec_stdin_consumed exec_stdin_consumed;
 		struct msg_exec_exited exec_exited;
 		struct msg_exec_failed exec_failed;
 		struct msg_exec_resize exec_resize;
