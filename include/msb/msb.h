@@ -57,6 +57,12 @@ typedef struct msb_sandbox_options {
 	unsigned disk_mib;
 	const char *const *env;  /* "KEY=VALUE" for every exec, NULL-terminated */
 	const char *workdir;     /* working directory of every exec */
+	/* Host directories, files and named volumes shared into the guest
+	 * through virtio-fs: "HOST_PATH:GUEST_PATH[:ro]" (a path contains '/')
+	 * or "VOLUME:GUEST_PATH[:ro]"; NULL-terminated. */
+	const char *const *mounts;
+	/* tmpfs mounts: "GUEST_PATH[:size=MIB]" (default 64 MiB). */
+	const char *const *tmpfs;
 	unsigned idle_timeout_s; /* stop after this long without exec or traffic; 0: never */
 	unsigned max_duration_s; /* stop this long after boot, busy or not; 0: never */
 	unsigned boot_timeout_s; /* 0: 60 s */
@@ -109,6 +115,13 @@ void msb_sandbox_free(msb_sandbox *sb);
 
 /* All sandboxes, by name; free the array with free(). */
 int msb_list(msb_sandbox_info **out, size_t *count, msb_error *err);
+
+/* Named volumes: directories under $MSB_HOME/volumes that outlive the
+ * sandboxes that mount them. */
+int msb_volume_create(const char *name, msb_error *err);
+int msb_volume_remove(const char *name, msb_error *err);
+/* Names of all volumes; free each and the array with free(). */
+int msb_volume_list(char ***names, size_t *count, msb_error *err);
 
 /* ---- Connections -------------------------------------------------------- */
 

@@ -128,6 +128,9 @@ int init_early_mounts(void);
 int init_load_modules(const char *group);
 int init_mount_root(const char *block_root_spec);
 int init_finish_root(const char *hostname);
+/* Mounts the virtio-fs shares (MSB_SHARES) and tmpfs (MSB_TMPFS). */
+int init_mount_shares(const char *spec);
+int init_mount_tmpfs(const char *spec);
 /* Opens the virtio-console port named name, waiting for it to appear. */
 int init_open_port(const char *name);
 void init_power_off(void) __attribute__((noreturn));

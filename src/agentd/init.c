@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -370,4 +371,166 @@ void init_power_off(void)
 	reboot(RB_AUTOBOOT);
 	for (;;)
 		pause();
+}
+
+/* ---- Mounts from the host ---- */
+
+#define SHARES_TAG "msb_shares"
+#define SHARES_DIR "/run/msb/shares"
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Decodes a percent-encoded path of at most len bytes from in. */
+static bool decode_path(const char *in, size_t in_len, char *out, size_t out_len)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < in_len; i++) {
+		char c = in[i];
+
+		if (c == '%') {
+			int hi, lo;
+
+			if (i + 2 >= in_len)
+				return false;
+			hi = hex_digit(in[i + 1]);
+			lo = hex_digit(in[i + 2]);
+			if (hi < 0 || lo < 0)
+				return false;
+			c = (char)(hi << 4 | lo);
+			i += 2;
+		}
+		if (c == 0 || n + 1 >= out_len)
+			return false;
+		out[n++] = c;
+	}
+	out[n] = 0;
+	return n > 0 && out[0] == '/';
+}
+
+static int mkdir_parents_of(const char *path)
+{
+	char buf[PATH_MAX];
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	return 0;
+}
+
+static int bind_share(const char *source, const char *target, bool read_only, bool is_file)
+{
+	int rc = mkdir_parents_of(target);
+
+	if (rc == 0 && is_file) {
+		int fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+
+		if (fd < 0 && errno != EISDIR)
+			rc = -errno;
+		if (fd >= 0)
+			close(fd);
+	} else if (rc == 0 && mkdir(target, 0755) < 0 && errno != EEXIST) {
+		rc = -errno;
+	}
+	if (rc < 0) {
+		agent_error("create mount point %s: %s", target, strerror(-rc));
+		return rc;
+	}
+	if (mount(source, target, NULL, MS_BIND, NULL) < 0) {
+		agent_error("bind %s on %s: %s", source, target, strerror(errno));
+		return -errno;
+	}
+	/* The host enforces read-only shares; the guest flag gives clean
+	 * EROFS errors. */
+	if (read_only && mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0)
+		agent_error("make %s read-only: %s", target, strerror(errno));
+	return 0;
+}
+
+int init_mount_shares(const char *spec)
+{
+	const char *item = spec;
+	int rc;
+
+	rc = mkdir_parents_of(SHARES_DIR "/x");
+	if (rc == 0)
+		rc = mount_fs(SHARES_TAG, SHARES_DIR, "virtiofs", MS_NOSUID | MS_NODEV, NULL);
+	if (rc < 0)
+		return rc;
+
+	/* INDEX:PATH[:ro][:file];... */
+	while (item && *item) {
+		const char *end = strchr(item, ';');
+		size_t len = end ? (size_t)(end - item) : strlen(item);
+		char entry[PATH_MAX * 3], target[PATH_MAX], source[64];
+		char *index_end, *path, *flags;
+		unsigned long index;
+
+		if (len >= sizeof(entry))
+			return -ENAMETOOLONG;
+		memcpy(entry, item, len);
+		entry[len] = 0;
+		index = strtoul(entry, &index_end, 10);
+		if (*index_end != ':') {
+			agent_error("MSB_SHARES entry \"%s\" is malformed", entry);
+			return -EINVAL;
+		}
+		path = index_end + 1;
+		flags = strchr(path, ':');
+		if (!decode_path(path, flags ? (size_t)(flags - path) : strlen(path), target, sizeof(target))) {
+			agent_error("MSB_SHARES path \"%s\" is not a valid absolute path", path);
+			return -EINVAL;
+		}
+		snprintf(source, sizeof(source), SHARES_DIR "/%lu", index);
+		rc = bind_share(source, target, flags && strstr(flags, ":ro"), flags && strstr(flags, ":file"));
+		if (rc < 0)
+			return rc;
+		item = end ? end + 1 : NULL;
+	}
+	return 0;
+}
+
+int init_mount_tmpfs(const char *spec)
+{
+	const char *item = spec;
+
+	/* PATH:size=MIB;... */
+	while (item && *item) {
+		const char *end = strchr(item, ';');
+		size_t len = end ? (size_t)(end - item) : strlen(item);
+		const char *colon = memchr(item, ':', len);
+		char target[PATH_MAX], options[64];
+		unsigned long size_mib = 64;
+		int rc;
+
+		if (colon && strncmp(colon, ":size=", 6) == 0)
+			size_mib = strtoul(colon + 6, NULL, 10);
+		if (!decode_path(item, colon ? (size_t)(colon - item) : len, target, sizeof(target))) {
+			agent_error("MSB_TMPFS entry \"%.*s\" is malformed", (int)len, item);
+			return -EINVAL;
+		}
+		snprintf(options, sizeof(options), "size=%lum,mode=1777", size_mib);
+		rc = mkdir_parents_of(target);
+		if (rc == 0)
+			rc = mount_fs("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, options);
+		if (rc < 0)
+			return rc;
+		item = end ? end + 1 : NULL;
+	}
+	return 0;
 }

@@ -419,6 +419,8 @@ static int boot_as_pid1(uint64_t *init_ns)
 {
 	const char *root = getenv("MSB_BLOCK_ROOT");
 	const char *hostname = getenv("MSB_HOSTNAME");
+	const char *shares = getenv("MSB_SHARES");
+	const char *tmpfs = getenv("MSB_TMPFS");
 	const char *upper_spec;
 	int rc;
 
@@ -446,11 +448,19 @@ static int boot_as_pid1(uint64_t *init_ns)
 	upper_spec = strstr(root, "upper_fstype=ext4");
 	if ((upper_spec || strstr(root, "kind=oci-erofs")) && (rc = init_load_modules("ext4")) < 0)
 		return rc;
+	/* Modules live in the initramfs, which is out of reach once the root
+	 * moved; load what the shares need now. */
+	if (shares && *shares && (rc = init_load_modules("virtiofs")) < 0)
+		return rc;
 	rc = init_mount_root(root);
 	if (rc < 0)
 		return rc;
 	*init_ns = boottime_ns();
 	rc = init_finish_root(hostname && *hostname ? hostname : DEFAULT_HOSTNAME);
+	if (rc == 0 && shares && *shares)
+		rc = init_mount_shares(shares);
+	if (rc == 0 && tmpfs && *tmpfs)
+		rc = init_mount_tmpfs(tmpfs);
 	if (rc < 0)
 		return rc;
 	return init_open_port(PORT_NAME);

@@ -35,11 +35,12 @@ static const char schema[] =
 	" pid INTEGER NOT NULL DEFAULT 0,"
 	" pid_start_time INTEGER NOT NULL DEFAULT 0,"
 	" boot_id TEXT NOT NULL DEFAULT '',"
-	" accel TEXT NOT NULL DEFAULT '')";
+	" accel TEXT NOT NULL DEFAULT '',"
+	" mounts TEXT NOT NULL DEFAULT '')";
 
 #define COLUMNS                                                                                              \
 	"name, state, stop_reason, image, cpus, memory_mib, disk_mib, env, workdir, idle_timeout_s, "       \
-	"max_duration_s, ephemeral, created_at, started_at, stopped_at, pid, pid_start_time, boot_id, accel"
+	"max_duration_s, ephemeral, created_at, started_at, stopped_at, pid, pid_start_time, boot_id, accel, mounts"
 
 static int db_error(struct index *idx, msb_error *err, const char *what)
 {
@@ -81,6 +82,9 @@ int index_open(struct index **out, msb_error *err)
 		index_close(idx);
 		return rc;
 	}
+	/* Indexes made before mounts existed get the column; the error for
+	 * one that has it already is expected. */
+	sqlite3_exec(idx->db, "ALTER TABLE sandboxes ADD COLUMN mounts TEXT NOT NULL DEFAULT ''", NULL, NULL, NULL);
 	*out = idx;
 	return 0;
 }
@@ -129,6 +133,11 @@ static int read_row(sqlite3_stmt *st, struct sandbox_record *r)
 	r->pid_start_time = (uint64_t)sqlite3_column_int64(st, 16);
 	copy_text(r->boot_id, sizeof(r->boot_id), sqlite3_column_text(st, 17));
 	copy_text(r->accel, sizeof(r->accel), sqlite3_column_text(st, 18));
+	if (sqlite3_column_text(st, 19)) {
+		r->mounts = strdup((const char *)sqlite3_column_text(st, 19));
+		if (!r->mounts)
+			return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -139,8 +148,8 @@ int index_insert(struct index *idx, const struct sandbox_record *r, msb_error *e
 
 	if (sqlite3_prepare_v2(idx->db,
 			       "INSERT INTO sandboxes (name, state, image, cpus, memory_mib, disk_mib, env, workdir, "
-			       "idle_timeout_s, max_duration_s, ephemeral, created_at) "
-			       "VALUES (?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			       "idle_timeout_s, max_duration_s, ephemeral, created_at, mounts) "
+			       "VALUES (?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			       -1, &st, NULL) != SQLITE_OK)
 		return db_error(idx, err, "prepare insert");
 	sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC);
@@ -154,6 +163,7 @@ int index_insert(struct index *idx, const struct sandbox_record *r, msb_error *e
 	sqlite3_bind_int(st, 9, (int)r->max_duration_s);
 	sqlite3_bind_int(st, 10, r->ephemeral);
 	sqlite3_bind_int64(st, 11, now_s());
+	sqlite3_bind_text(st, 12, r->mounts ? r->mounts : "", -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc == SQLITE_CONSTRAINT)
@@ -222,7 +232,9 @@ int index_list(struct index *idx, struct sandbox_record **recs, size_t *count, m
 void index_record_free(struct sandbox_record *rec)
 {
 	free(rec->env);
+	free(rec->mounts);
 	rec->env = NULL;
+	rec->mounts = NULL;
 	rec->env_len = 0;
 }
 

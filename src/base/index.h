@@ -53,6 +53,7 @@ struct sandbox_record {
 	char *env;
 	size_t env_len;
 	char workdir[PATH_MAX];
+	char *mounts; /* mounts_serialize() text; NULL or "" for none */
 	unsigned idle_timeout_s; /* 0: none */
 	unsigned max_duration_s; /* 0: none */
 	bool ephemeral;

@@ -15,6 +15,7 @@
 /* Most --env and --rlimit options one command takes. */
 #define CLI_MAX_ENV 1024
 #define CLI_MAX_RLIMITS 16
+#define CLI_MAX_MOUNTS 32
 
 int cmd_run(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
@@ -28,6 +29,8 @@ int cmd_ls(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
+int cmd_volume(int argc, char **argv);
+int cmd_cp(int argc, char **argv);
 
 /* Prints "msb: " and the message to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -39,6 +42,8 @@ int cli_parse_unsigned(const char *text, const char *option, unsigned min, unsig
 /* --env KEY=VALUE, or KEY alone for the value in this process's
  * environment. Appends to env (NULL-terminated) and counts in *n. */
 int cli_add_env(const char **env, size_t *n, const char *arg);
+/* Appends arg to a NULL-terminated list of at most max strings. */
+int cli_add_string(const char **list, size_t *n, size_t max, const char *arg, const char *option);
 /* --rlimit NAME=SOFT[:HARD], with "unlimited" for no limit. */
 int cli_add_rlimit(msb_rlimit *rlimits, size_t *n, const char *arg);
 

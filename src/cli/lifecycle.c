@@ -20,6 +20,9 @@ static const char create_usage[] =
 	"  --disk MIB             size of the writable layer in MiB (default: 4096, sparse)\n"
 	"  -e, --env KEY=VALUE    environment of every exec; KEY alone copies it from here\n"
 	"  -w, --workdir DIR      working directory of every exec\n"
+	"  -v, --volume SRC:DIR[:ro]  share a host directory or file (SRC contains '/'),\n"
+	"                         or a named volume, at DIR in the guest\n"
+	"  --tmpfs DIR[:size=MIB] mount a tmpfs at DIR (default size: 64 MiB)\n"
 	"  --idle-timeout SECS    stop after SECS without an exec session or traffic\n"
 	"  --max-duration SECS    stop SECS after boot, busy or not\n"
 	"  --boot-timeout SECS    how long the guest may take to boot (default: 60)\n";
@@ -35,6 +38,8 @@ int cmd_create(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *env[CLI_MAX_ENV + 1] = { NULL };
+	const char *mounts[CLI_MAX_MOUNTS + 1] = { NULL }, *tmpfs[CLI_MAX_MOUNTS + 1] = { NULL };
+	size_t n_mounts = 0, n_tmpfs = 0;
 	size_t n_env = 0;
 	msb_sandbox_options o;
 	msb_sandbox *sb;
@@ -43,7 +48,7 @@ int cmd_create(int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "e:w:h", long_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "e:w:v:h", long_options, NULL)) != -1) {
 		int rc = 0;
 
 		switch (c) {
@@ -64,6 +69,12 @@ int cmd_create(int argc, char **argv)
 			break;
 		case 'w':
 			o.workdir = optarg;
+			break;
+		case 'v':
+			rc = cli_add_string(mounts, &n_mounts, CLI_MAX_MOUNTS, optarg, "--volume");
+			break;
+		case 'T':
+			rc = cli_add_string(tmpfs, &n_tmpfs, CLI_MAX_MOUNTS, optarg, "--tmpfs");
 			break;
 		case 'I':
 			rc = cli_parse_unsigned(optarg, "--idle-timeout", 1, 1u << 30, &o.idle_timeout_s);
@@ -90,6 +101,8 @@ int cmd_create(int argc, char **argv)
 	}
 	o.name = argv[optind];
 	o.env = env;
+	o.mounts = mounts;
+	o.tmpfs = tmpfs;
 	if (msb_exec_validate("true", NULL, &(msb_exec_options){ .env = env }, &err) < 0) {
 		cli_error("%s", err.message);
 		return CLI_EXIT_USAGE;

@@ -25,6 +25,7 @@ static const char usage[] =
 	"  ls                                    list sandboxes\n"
 	"  inspect NAME                          show a sandbox as JSON\n"
 	"  logs [--source S] [-f] NAME           show a sandbox's runtime, kernel or exec log\n"
+	"  volume create|ls|rm [NAME]            manage named volumes\n"
 	"  doctor                                show the accelerator and check the guest assets\n"
 	"  version                               print the version\n"
 	"\n"
@@ -59,7 +60,7 @@ static const struct {
 	{ "run", cmd_run },       { "create", cmd_create },   { "exec", cmd_exec },   { "shell", cmd_shell },
 	{ "start", cmd_start },   { "stop", cmd_stop },       { "kill", cmd_kill },   { "rm", cmd_rm },
 	{ "ls", cmd_ls },         { "inspect", cmd_inspect }, { "logs", cmd_logs },   { "doctor", cmd_doctor },
-	{ "sandbox", sandbox_main },
+	{ "volume", cmd_volume },	  { "sandbox", sandbox_main },
 };
 
 int main(int argc, char **argv)

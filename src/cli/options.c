@@ -93,3 +93,14 @@ invalid:
 	cli_error("invalid --rlimit \"%s\": expected NAME=SOFT[:HARD], e.g. nofile=1024:4096", arg);
 	return -EINVAL;
 }
+
+int cli_add_string(const char **list, size_t *n, size_t max, const char *arg, const char *option)
+{
+	if (*n >= max) {
+		cli_error("too many %s options (at most %zu)", option, max);
+		return -E2BIG;
+	}
+	list[(*n)++] = arg;
+	list[*n] = NULL;
+	return 0;
+}

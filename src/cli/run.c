@@ -24,6 +24,9 @@ static const char run_usage[] =
 	"  -u, --user USER        run as USER (name, uid, name:group or uid:gid)\n"
 	"  -t, --tty              run in a pseudo-terminal (stdout and stderr merged)\n"
 	"  --rlimit NAME=SOFT[:HARD]  resource limit, e.g. nofile=1024:4096\n"
+	"  -v, --volume SRC:DIR[:ro]  share a host directory or file (SRC contains '/'),\n"
+	"                         or a named volume, at DIR in the guest\n"
+	"  --tmpfs DIR[:size=MIB] mount a tmpfs at DIR (default size: 64 MiB)\n"
 	"  --boot-timeout SECS    how long the guest may take to boot (default: 60)\n";
 
 int cmd_run(int argc, char **argv)
@@ -34,9 +37,12 @@ int cmd_run(int argc, char **argv)
 		{ "env", required_argument, NULL, 'e' },    { "workdir", required_argument, NULL, 'w' },
 		{ "user", required_argument, NULL, 'u' },   { "tty", no_argument, NULL, 't' },
 		{ "rlimit", required_argument, NULL, 'r' }, { "boot-timeout", required_argument, NULL, 'b' },
+		{ "volume", required_argument, NULL, 'v' },       { "tmpfs", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
 	};
 	const char *env[CLI_MAX_ENV + 1] = { NULL };
+	const char *mounts[CLI_MAX_MOUNTS + 1] = { NULL }, *tmpfs[CLI_MAX_MOUNTS + 1] = { NULL };
+	size_t n_mounts = 0, n_tmpfs = 0;
 	msb_rlimit rlimits[CLI_MAX_RLIMITS];
 	size_t n_env = 0, n_rlimits = 0;
 	msb_sandbox_options sopt;
@@ -51,7 +57,7 @@ int cmd_run(int argc, char **argv)
 	sopt.ephemeral = true;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+e:w:u:th", long_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+e:w:u:v:th", long_options, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			sopt.name = optarg;
@@ -82,6 +88,14 @@ int cmd_run(int argc, char **argv)
 		case 'w':
 			eopt.cwd = optarg;
 			break;
+		case 'v':
+			if (cli_add_string(mounts, &n_mounts, CLI_MAX_MOUNTS, optarg, "--volume") < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case 'T':
+			if (cli_add_string(tmpfs, &n_tmpfs, CLI_MAX_MOUNTS, optarg, "--tmpfs") < 0)
+				return CLI_EXIT_USAGE;
+			break;
 		case 'u':
 			eopt.user = optarg;
 			break;
@@ -101,6 +115,8 @@ int cmd_run(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 	eopt.env = env;
+	sopt.mounts = mounts;
+	sopt.tmpfs = tmpfs;
 	eopt.rlimits = rlimits;
 	eopt.n_rlimits = n_rlimits;
 

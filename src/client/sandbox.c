@@ -3,6 +3,7 @@
  * index ($MSB_HOME/index.db) records every sandbox and its state. */
 #include "client.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -20,6 +21,7 @@
 #include "../base/files.h"
 #include "../base/home.h"
 #include "../base/index.h"
+#include "../base/mounts.h"
 
 #define DEFAULT_RUNTIME "msb"
 #define DEFAULT_BOOT_TIMEOUT_S 60
@@ -233,6 +235,33 @@ static int pack_env(const char *const *env, char **out, size_t *out_len, msb_err
 	return 0;
 }
 
+/* Checks and stores the mounts as the index keeps them. */
+static int pack_mounts(const msb_sandbox_options *o, char **out, msb_error *err)
+{
+	struct mount_spec *specs = calloc(MOUNTS_MAX, sizeof(*specs));
+	size_t n = 0;
+	int rc = 0;
+
+	if (!specs)
+		return err_set(err, -ENOMEM, "out of memory");
+	for (const char *const *m = o->mounts; rc == 0 && m && *m; m++) {
+		if (n == MOUNTS_MAX)
+			rc = err_set(err, -E2BIG, "too many mounts (at most %d)", MOUNTS_MAX);
+		else
+			rc = mounts_parse_volume(*m, &specs[n++], err);
+	}
+	for (const char *const *t = o->tmpfs; rc == 0 && t && *t; t++) {
+		if (n == MOUNTS_MAX)
+			rc = err_set(err, -E2BIG, "too many mounts (at most %d)", MOUNTS_MAX);
+		else
+			rc = mounts_parse_tmpfs(*t, &specs[n++], err);
+	}
+	if (rc == 0)
+		rc = mounts_serialize(specs, n, out, err);
+	free(specs);
+	return rc;
+}
+
 int msb_sandbox_create(const msb_sandbox_options *options, msb_sandbox **out, msb_error *err)
 {
 	static const msb_sandbox_options defaults;
@@ -267,8 +296,12 @@ int msb_sandbox_create(const msb_sandbox_options *options, msb_sandbox **out, ms
 	rec.max_duration_s = o->max_duration_s;
 	rec.ephemeral = o->ephemeral;
 	rc = pack_env(o->env, &rec.env, &rec.env_len, err);
-	if (rc < 0)
+	if (rc == 0)
+		rc = pack_mounts(o, &rec.mounts, err);
+	if (rc < 0) {
+		index_record_free(&rec);
 		return rc;
+	}
 
 	rc = index_open(&idx, err);
 	if (rc == 0)
@@ -530,4 +563,42 @@ void msb_sandbox_free(msb_sandbox *sb)
 	if (sb)
 		reap_child(sb);
 	free(sb);
+}
+
+int msb_volume_create(const char *name, msb_error *err)
+{
+	return volumes_create(name, err);
+}
+
+int msb_volume_remove(const char *name, msb_error *err)
+{
+	return volumes_remove(name, err);
+}
+
+int msb_volume_list(char ***names, size_t *count, msb_error *err)
+{
+	char dir[PATH_MAX];
+	struct dirent **entries;
+	char **list;
+	int n;
+
+	home_path(dir, sizeof(dir), "volumes");
+	n = scandir(dir, &entries, NULL, alphasort);
+	if (n < 0) {
+		*names = NULL;
+		*count = 0;
+		return errno == ENOENT ? 0 : err_sys(err, -errno, "list %s", dir);
+	}
+	list = calloc((size_t)n + 1, sizeof(*list));
+	*count = 0;
+	for (int i = 0; i < n; i++) {
+		if (list && entries[i]->d_name[0] != '.')
+			list[(*count)++] = strdup(entries[i]->d_name);
+		free(entries[i]);
+	}
+	free(entries);
+	if (!list)
+		return err_set(err, -ENOMEM, "out of memory");
+	*names = list;
+	return 0;
 }

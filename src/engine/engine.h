@@ -28,6 +28,11 @@ struct engine_config {
 	int agent_fd;
 	/* File that receives the guest's serial console. */
 	const char *console_log;
+	/* vhost-user socket of a virtiofsd serving tag fs_tag; NULL: none.
+	 * virtio-fs needs guest memory that the daemon can map, so the VM
+	 * then gets shared memory. */
+	const char *fs_socket;
+	const char *fs_tag;
 };
 
 struct engine_vm {

@@ -68,7 +68,13 @@ static void build_argv(struct argv_builder *b, const struct engine_config *c)
 	arg(b, "-name");
 	argf(b, "msb-%s", c->name);
 	arg(b, "-M");
-	arg(b, "microvm,pcie=on");
+	if (c->fs_socket) {
+		arg(b, "microvm,pcie=on,memory-backend=mem");
+		arg(b, "-object");
+		argf(b, "memory-backend-memfd,id=mem,size=%uM,share=on", c->memory_mib);
+	} else {
+		arg(b, "microvm,pcie=on");
+	}
 	arg(b, "-accel");
 	arg(b, c->accel == ENGINE_ACCEL_KVM ? "kvm" : "tcg,thread=multi");
 	arg(b, "-cpu");
@@ -103,6 +109,12 @@ static void build_argv(struct argv_builder *b, const struct engine_config *c)
 		argf(b, "if=none,id=root,format=raw,readonly=on,file=%s", c->root_image);
 		arg(b, "-device");
 		arg(b, "virtio-blk-pci,drive=root");
+	}
+	if (c->fs_socket) {
+		arg(b, "-chardev");
+		argf(b, "socket,id=fs,path=%s", c->fs_socket);
+		arg(b, "-device");
+		argf(b, "vhost-user-fs-pci,chardev=fs,tag=%s", c->fs_tag);
 	}
 	if (c->upper_image) {
 		arg(b, "-drive");

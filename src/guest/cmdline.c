@@ -23,6 +23,64 @@
 #define ROOT_SPEC_MEMORY_UPPER "kind=disk-image,device=/dev/vda,fstype=erofs"
 #define ROOT_SPEC_DISK_UPPER "kind=oci-erofs,lower=/dev/vda,upper=/dev/vdb,upper_fstype=ext4"
 
+/* Guest paths travel percent-encoded: the kernel splits its command line
+ * at spaces, and the mount lists use ':' and ';' as separators. */
+static int put_encoded(char *out, size_t len, const char *path)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
+
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+		bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+			     *p == '/' || *p == '.' || *p == '_' || *p == '-';
+
+		if (n + 4 > len)
+			return -1;
+		if (plain) {
+			out[n++] = (char)*p;
+		} else {
+			out[n++] = '%';
+			out[n++] = hex[*p >> 4];
+			out[n++] = hex[*p & 15];
+		}
+	}
+	out[n] = 0;
+	return (int)n;
+}
+
+/* MSB_SHARES=INDEX:PATH[:ro][:file];...  MSB_TMPFS=PATH:size=MIB;... */
+static int put_mounts(char *out, size_t len, const struct cmdline_params *p)
+{
+	char path[CMDLINE_MAX_BYTES];
+	unsigned share = 0;
+	size_t n = 0;
+
+	for (int pass = 0; pass < 2; pass++) {
+		bool first = true;
+
+		for (size_t i = 0; i < p->n_mounts; i++) {
+			const struct mount_spec *m = &p->mounts[i];
+			int w;
+
+			if ((pass == 0) != (m->kind != MOUNT_TMPFS))
+				continue;
+			if (put_encoded(path, sizeof(path), m->guest) < 0)
+				return -1;
+			if (pass == 0)
+				w = snprintf(out + n, len - n, "%s%u:%s%s%s", first ? " MSB_SHARES=" : ";", share++, path,
+					     m->read_only ? ":ro" : "", m->kind == MOUNT_FILE ? ":file" : "");
+			else
+				w = snprintf(out + n, len - n, "%s%s:size=%u", first ? " MSB_TMPFS=" : ";", path,
+					     m->size_mib);
+			if (w < 0 || (size_t)w >= len - n)
+				return -1;
+			n += (size_t)w;
+			first = false;
+		}
+	}
+	return (int)n;
+}
+
 int cmdline_build(char *out, size_t len, const struct cmdline_params *p)
 {
 	int n = snprintf(out, len, "%s%s", KERNEL_PARAMS, p->verbose ? "" : " quiet");
@@ -38,5 +96,10 @@ int cmdline_build(char *out, size_t len, const struct cmdline_params *p)
 		n += snprintf(out + n, len - (size_t)n, " MSB_BLOCK_ROOT=%s MSB_HOSTNAME=%s",
 			      p->persistent_upper ? ROOT_SPEC_DISK_UPPER : ROOT_SPEC_MEMORY_UPPER,
 			      p->hostname ? p->hostname : "msb");
-	return n >= 0 && (size_t)n < len ? 0 : -ENAMETOOLONG;
+	if (n >= 0 && (size_t)n < len) {
+		int m = put_mounts(out + n, len - (size_t)n, p);
+
+		n = m < 0 ? -1 : n + m;
+	}
+	return n >= 0 && (size_t)n < len && (size_t)n < CMDLINE_MAX_BYTES ? 0 : -ENAMETOOLONG;
 }

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "../base/mounts.h"
+
 struct cmdline_params {
 	const char *hostname;
 	/* Host TSC frequency for TCG guests (0: let the guest calibrate). */
@@ -19,9 +21,15 @@ struct cmdline_params {
 	/* The second disk is an ext4 upper that keeps writes across boots;
 	 * without it the upper lives in memory. */
 	bool persistent_upper;
+	/* Mounts for the agent: shares (in order, numbered from 0 within the
+	 * virtio-fs tag) and tmpfs. */
+	const struct mount_spec *mounts;
+	size_t n_mounts;
 };
 
-/* Writes the command line; returns 0 or -ENAMETOOLONG. */
+/* Writes the command line; returns 0 or -ENAMETOOLONG (the kernel takes
+ * at most CMDLINE_MAX_BYTES, which bounds the number of mounts). */
+#define CMDLINE_MAX_BYTES 2048
 int cmdline_build(char *out, size_t len, const struct cmdline_params *p);
 
 #endif

@@ -12,7 +12,7 @@ set -euo pipefail
 MSB_HOME=${MSB_HOME:-$HOME/.msb}
 CACHE=$MSB_HOME/cache
 SUITE=bookworm
-HOST_PACKAGES=(make gcc qemu-system-x86 qemu-utils musl-tools debootstrap erofs-utils e2fsprogs kmod cpio xz-utils
+HOST_PACKAGES=(make gcc uidmap qemu-system-x86 qemu-utils musl-tools debootstrap erofs-utils e2fsprogs kmod cpio xz-utils
 	zstd libsqlite3-dev python3-cbor2 clang libclang-rt-14-dev)
 # Packages of the default root image beyond debootstrap's minbase.
 IMAGE_PACKAGES=python3,ca-certificates

@@ -46,6 +46,7 @@
 #include "log.h"
 #include "policy.h"
 #include "relay.h"
+#include "shares.h"
 
 /* Lines of QEMU's diagnostics kept for a boot error message. */
 #define DIAG_KEEP_BYTES 1024
@@ -90,6 +91,10 @@ struct sandbox {
 	struct clock_sync clock;
 	bool clock_error_logged;
 	struct policy policy;
+	struct mount_spec mounts[MOUNTS_MAX];
+	size_t n_mounts;
+	bool has_shares;
+	struct shares shares;
 	struct loop_watch *boot_timer, *stop_timer, *clock_timer, *policy_timer, *signal_watch, *diag_watch;
 	uint64_t start_ns;
 };
@@ -563,6 +568,12 @@ static void on_signal(struct loop *loop, int fd, uint32_t events, void *data)
 		if (si.ssi_signo == SIGCHLD) {
 			int status;
 
+			if (sb->shares.pid > 0 && waitpid(sb->shares.pid, &status, WNOHANG) == sb->shares.pid) {
+				log_error("shares", "virtiofsd pid=%d ended (status 0x%x); shared directories stop "
+						    "working; see %s/virtiofsd.log",
+					  (int)sb->shares.pid, status, sb->dir);
+				sb->shares.pid = 0;
+			}
 			if (sb->vm_running && wait4(sb->vm.pid, &status, WNOHANG, &sb->vm_usage) == sb->vm.pid) {
 				sb->vm_running = false;
 				sb->vm_status = status;
@@ -607,6 +618,8 @@ static int start_vm(struct sandbox *sb, msb_error *err)
 		.tcg = sb->accel.accel == ENGINE_ACCEL_TCG,
 		.verbose = getenv("MSB_KERNEL_VERBOSE") != NULL,
 		.persistent_upper = sb->rec.disk_mib > 0,
+		.mounts = sb->mounts,
+		.n_mounts = sb->n_mounts,
 	};
 	struct engine_config c;
 	char cmdline[2048];
@@ -614,7 +627,9 @@ static int start_vm(struct sandbox *sb, msb_error *err)
 
 	rc = cmdline_build(cmdline, sizeof(cmdline), &params);
 	if (rc < 0)
-		return err_set(err, rc, "kernel command line too long");
+		return err_set(err, rc, "the mounts do not fit in the kernel command line (%d bytes at most); use "
+					"fewer or shorter guest paths",
+			       CMDLINE_MAX_BYTES);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return err_sys(err, -errno, "create the agent channel");
 
@@ -630,6 +645,10 @@ static int start_vm(struct sandbox *sb, msb_error *err)
 	c.accel = sb->accel.accel;
 	c.agent_fd = sv[1];
 	c.console_log = sb->console_path;
+	if (sb->has_shares) {
+		c.fs_socket = sb->shares.socket_path;
+		c.fs_tag = SHARES_TAG;
+	}
 
 	rc = engine_qemu.start(&c, &sb->vm, err);
 	close(sv[1]);
@@ -705,6 +724,13 @@ static void cleanup(struct sandbox *sb)
 		wait4(sb->vm.pid, NULL, 0, &sb->vm_usage);
 		sb->vm_running = false;
 	}
+	if (sb->shares.pid > 0) {
+		kill(sb->shares.pid, SIGTERM);
+		waitpid(sb->shares.pid, NULL, 0);
+		sb->shares.pid = 0;
+	}
+	if (sb->has_shares)
+		unlink(sb->shares.socket_path);
 	relay_free(sb->relay);
 	exec_log_close(sb->exec_log);
 	if (sb->listen_fd >= 0)
@@ -767,6 +793,22 @@ static bool boot(struct sandbox *sb)
 			return false;
 		}
 		log_info("sandbox", "created upper image %s size_mib=%u", sb->upper_path, sb->rec.disk_mib);
+	}
+
+	rc = mounts_deserialize(sb->rec.mounts ? sb->rec.mounts : "", sb->mounts, MOUNTS_MAX, &sb->n_mounts, &err);
+	if (rc < 0) {
+		boot_failed(sb, "setup", -rc, "%s", err.message);
+		return false;
+	}
+	for (size_t i = 0; i < sb->n_mounts; i++)
+		sb->has_shares |= sb->mounts[i].kind != MOUNT_TMPFS;
+	if (sb->has_shares) {
+		rc = shares_start(sb->dir, sb->mounts, sb->n_mounts, &sb->shares, &err);
+		if (rc < 0) {
+			boot_failed(sb, "shares", -rc, "%s", err.message);
+			return false;
+		}
+		log_info("shares", "virtiofsd pid=%d serves %zu mounts", (int)sb->shares.pid, sb->n_mounts);
 	}
 
 	snprintf(path, sizeof(path), "%s/exec.log", sb->dir);
