@@ -84,7 +84,7 @@ $(BUILD)/tests/cbor-roundtrip: $(call obj,tests/tools/cbor_roundtrip.c) $(PROTO_
 # Installs host packages first, so it cannot depend on targets that need them.
 $(BUILD)/tests/%: $(BUILD)/obj/tests/e2e/%.o $(BUILD)/libmsb.a
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $< $(BUILD)/libmsb.a
+	$(CC) -o $@ $< $(BUILD)/libmsb.a $(LIBS)
 
 setup:
 	src/guest/setup.sh
@@ -113,9 +113,9 @@ fuzz-run: fuzz
 # Benchmarks: each bench/NAME.c links the runtime and libmsb.
 BENCH_PROGRAMS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
-$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(RUNTIME_OBJ) $(CLIENT_OBJ) $(PROTO_OBJ) $(AGENT_BLOB_OBJ)
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(RUNTIME_OBJ) $(CLIENT_OBJ) $(PROTO_OBJ) $(AGENT_BLOB_OBJ) bench/bench.h
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(LIBS)
+	$(CC) -o $@ $(filter %.o,$^) $(LIBS)
 
 bench: all $(BENCH_PROGRAMS)
 	@for b in $(BENCH_PROGRAMS); do echo "== $$b"; $$b || exit 1; done

@@ -91,6 +91,8 @@ void agent_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * message dropped; the agent keeps serving. */
 void agent_send(struct agent *a, const struct msg *m);
 void agent_send_data(struct agent *a, enum msg_type type, uint32_t id, const void *data, size_t len);
+/* Writes what the channel takes of the queued frames. */
+void agent_flush(struct agent *a);
 
 /* Watches fd for the given epoll events (0 to stop watching, -1 to remove). */
 int agent_watch(struct agent *a, int fd, struct watch *w, int events);

@@ -33,7 +33,7 @@
 /* Output is read in chunks of up to this size, one frame each. Fewer,
  * larger frames cost less under emulation, where every system call and
  * virtqueue notification is expensive. */
-#define OUTPUT_CHUNK_BYTES (256 * 1024)
+#define OUTPUT_CHUNK_BYTES (1024 * 1024)
 /* Pipe capacity for stdout and stderr, so that a fast writer fills a
  * chunk before the agent reads it. */
 #define OUTPUT_PIPE_BYTES (1024 * 1024)
@@ -810,21 +810,39 @@ static void unlink_session(struct agent *a, struct session *s)
 	}
 }
 
-/* Reads once from a session stream and forwards what it got. Returns the
- * byte count, 0 at end of stream, or -EAGAIN when nothing is there. */
+/* Reads once from a session stream and forwards what it got. The data is
+ * read straight into the output queue and framed in place, saving a copy
+ * of every byte, which costs under emulation. Returns the byte count, 0
+ * at end of stream, or -EAGAIN when nothing is there. */
 static ssize_t forward_output(struct agent *a, struct session *s, int fd, enum msg_type type)
 {
-	static char chunk[OUTPUT_CHUNK_BYTES];
+	uint8_t prefix[MSG_DATA_PREFIX_MAX], *base;
+	int full_prefix, prefix_len;
 	ssize_t n;
 
+	/* The prefix of a full chunk; a shorter read may need fewer bytes
+	 * of length heads, and then its data moves to close the gap. */
+	full_prefix = msg_put_data_prefix(prefix, type, s->id, OUTPUT_CHUNK_BYTES);
+	if (full_prefix < 0 || buf_reserve(&a->out, (size_t)full_prefix + OUTPUT_CHUNK_BYTES) < 0)
+		return -EAGAIN;
+	base = a->out.data + a->out.len;
 	do
-		n = read(fd, chunk, sizeof(chunk));
+		n = read(fd, base + full_prefix, OUTPUT_CHUNK_BYTES);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		/* A pty master reports EIO once no process holds the terminal. */
 		return errno == EAGAIN ? -EAGAIN : 0;
-	if (n > 0 && !s->detached)
-		agent_send_data(a, type, s->id, chunk, (size_t)n);
+	if (n == 0 || s->detached)
+		return n;
+
+	prefix_len = msg_put_data_prefix(prefix, type, s->id, (size_t)n);
+	if (prefix_len < 0)
+		return n;
+	if (prefix_len != full_prefix)
+		memmove(base + prefix_len, base + full_prefix, (size_t)n);
+	memcpy(base, prefix, (size_t)prefix_len);
+	a->out.len += (size_t)prefix_len + (size_t)n;
+	agent_flush(a);
 	return n;
 }
 

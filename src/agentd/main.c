@@ -118,6 +118,11 @@ static void flush_out(struct agent *a)
 	update_port_watch(a);
 }
 
+void agent_flush(struct agent *a)
+{
+	flush_out(a);
+}
+
 void agent_send(struct agent *a, const struct msg *m)
 {
 	int rc = msg_encode(&a->out, m);

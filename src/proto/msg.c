@@ -611,37 +611,52 @@ int msg_encode(struct buf *out, const struct msg *m)
 	return rc;
 }
 
-int msg_encode_data(struct buf *out, enum msg_type type, uint32_t id, const void *data, size_t len)
+/* put_frame_prefix() reserves this much; the prefix buffer below must
+ * hold it, or buf_reserve() would try to reallocate a stack array. */
+_Static_assert(MSG_DATA_PREFIX_MAX >= FRAME_HEADER_BYTES + 64 + 16, "data prefix room");
+
+int msg_put_data_prefix(uint8_t *out, enum msg_type type, uint32_t id, size_t len)
 {
-	/* {"data": h'...'}: map head, key "data", byte string head, bytes. */
-	struct buf head;
-	size_t start = out->len;
-	uint8_t head_bytes[16];
+	/* {"data": h'...'}: map head, key "data", byte string head. */
+	uint8_t head_bytes[16], prefix_bytes[MSG_DATA_PREFIX_MAX];
+	struct buf head = { head_bytes, 0, 0, sizeof(head_bytes) };
+	struct buf prefix = { prefix_bytes, 0, 0, sizeof(prefix_bytes) };
 	int rc;
 
 	if (type != MSG_EXEC_STDIN && type != MSG_EXEC_STDOUT && type != MSG_EXEC_STDERR && type != MSG_FS_DATA)
 		return -EINVAL;
 
-	head.data = head_bytes;
-	head.head = 0;
-	head.len = 0;
-	head.cap = sizeof(head_bytes);
+	/* Both buffers are big enough for the longest heads, so the appends
+	 * below never try to grow them. */
 	rc = cbor_put_map(&head, 1);
 	if (rc == 0)
 		rc = cbor_put_cstr(&head, "data");
 	if (rc == 0)
 		rc = cbor_put_bytes_head(&head, len);
+	if (rc == 0)
+		rc = put_frame_prefix(&prefix, id, type, 0, head.len + len);
+	if (rc == 0)
+		rc = buf_append(&prefix, head.data, head.len);
 	if (rc < 0)
 		return rc;
+	memcpy(out, prefix.data, prefix.len);
+	return (int)prefix.len;
+}
 
-	rc = put_frame_prefix(out, id, type, 0, head.len + len);
-	if (rc == 0)
-		rc = buf_append(out, head.data, head.len);
-	if (rc == 0)
-		rc = buf_append(out, data, len);
+int msg_encode_data(struct buf *out, enum msg_type type, uint32_t id, const void *data, size_t len)
+{
+	int n, rc;
+
+	rc = buf_reserve(out, MSG_DATA_PREFIX_MAX + len);
 	if (rc < 0)
-		out->len = start;
-	return rc;
+		return rc;
+	n = msg_put_data_prefix(out->data + out->len, type, id, len);
+	if (n < 0)
+		return n;
+	if (len)
+		memcpy(out->data + out->len + n, data, len);
+	out->len += (size_t)n + len;
+	return 0;
 }
 
 /* ---- Decoding ---------------------------------------------------------- */
