@@ -75,8 +75,12 @@ int index_open(struct index **out, msb_error *err)
 		return rc;
 	}
 	sqlite3_busy_timeout(idx->db, INDEX_BUSY_TIMEOUT_MS);
-	/* WAL lets readers (msb ls) run while a sandbox process writes. */
+	/* WAL lets readers (msb ls) run while a sandbox process writes. With
+	 * synchronous=NORMAL a commit waits for no fsync; a host crash may
+	 * lose the last state changes but never corrupts the index, and a
+	 * lost "running" is corrected by index_reconcile(). */
 	sqlite3_exec(idx->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+	sqlite3_exec(idx->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
 	if (sqlite3_exec(idx->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
 		rc = db_error(idx, err, "create the schema");
 		index_close(idx);
@@ -362,9 +366,15 @@ uint64_t index_process_start_time(int pid)
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 	if (files_read_all(path, 4096, &stat, NULL) < 0)
 		return 0;
-	/* Field 22 (starttime) counts from the field after the command name,
-	 * which may itself hold spaces and parentheses. */
+	/* Fields count from the one after the command name, which may itself
+	 * hold spaces and parentheses. Field 3 is the state: a zombie has
+	 * ended, though its entry stays until its parent (often init, which
+	 * may be slow to) reaps it. Field 22 is the start time. */
 	p = strrchr(stat, ')');
+	if (p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X')) {
+		free(stat);
+		return 0;
+	}
 	for (int field = 2; p && field < 22; field++)
 		p = strchr(p + 1, ' ');
 	if (p)
