@@ -43,8 +43,11 @@ LIBS := -lsqlite3
 # End-to-end test programs: each tests/e2e/NAME.c links against libmsb.
 E2E_PROGRAMS := $(patsubst tests/e2e/%.c,$(BUILD)/tests/%,$(wildcard tests/e2e/*.c))
 
+# Example programs of the C API.
+EXAMPLE_PROGRAMS := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+
 PROGRAMS := $(BUILD)/msb $(BUILD)/msb-agentd $(BUILD)/libmsb.a $(BUILD)/libmsb.so \
-	$(BUILD)/tests/unit-tests $(BUILD)/tests/cbor-roundtrip $(E2E_PROGRAMS)
+	$(BUILD)/tests/unit-tests $(BUILD)/tests/cbor-roundtrip $(E2E_PROGRAMS) $(EXAMPLE_PROGRAMS)
 
 .PHONY: all setup check unit fuzz fuzz-run bench clean
 all: $(PROGRAMS)
@@ -68,7 +71,7 @@ $(BUILD)/libmsb.a: $(CLIENT_OBJ) $(PROTO_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/libmsb.so: $(CLIENT_OBJ) $(PROTO_OBJ)
-	$(CC) -shared -o $@ $^
+	$(CC) -shared -o $@ $^ $(LIBS)
 
 $(BUILD)/msb: $(CLI_OBJ) $(RUNTIME_OBJ) $(CLIENT_OBJ) $(PROTO_OBJ) $(AGENT_BLOB_OBJ)
 	$(CC) -o $@ $^ $(LIBS)
@@ -83,6 +86,10 @@ $(BUILD)/tests/cbor-roundtrip: $(call obj,tests/tools/cbor_roundtrip.c) $(PROTO_
 
 # Installs host packages first, so it cannot depend on targets that need them.
 $(BUILD)/tests/%: $(BUILD)/obj/tests/e2e/%.o $(BUILD)/libmsb.a
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $< $(BUILD)/libmsb.a $(LIBS)
+
+$(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(BUILD)/libmsb.a
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $< $(BUILD)/libmsb.a $(LIBS)
 
