@@ -431,46 +431,48 @@ static const char *env_get(char **envp, const char *key)
 	return NULL;
 }
 
-/* execve() with a PATH search and the shell fallback for scripts without
- * an interpreter line, as execvp() does. Returns the errno to report and
- * the path it concerns. */
+/* execve(), and for a script without "#!" the shell, as execvp() does.
+ * Returns only on failure, with errno set. */
+static void exec_file(const struct exec_plan *p, const char *path)
+{
+	char *argv_sh[256];
+	size_t n = 0;
+
+	execve(path, p->argv, p->envp);
+	if (errno != ENOEXEC)
+		return;
+	argv_sh[n++] = "/bin/sh";
+	argv_sh[n++] = (char *)path;
+	for (size_t i = 1; p->argv[i] && n < 255; i++)
+		argv_sh[n++] = p->argv[i];
+	argv_sh[n] = NULL;
+	execve("/bin/sh", argv_sh, p->envp);
+	errno = ENOEXEC;
+}
+
+/* Runs the program, searching PATH for a name without '/'. Returns the
+ * errno to report and the path it concerns. */
 static int exec_program(const struct exec_plan *p, char *failed_path, size_t failed_len)
 {
 	const char *path_env, *dir;
 	char candidate[4096];
 	int result = ENOENT;
 
+	snprintf(failed_path, failed_len, "%s", p->cmd);
 	if (strchr(p->cmd, '/')) {
-		snprintf(failed_path, failed_len, "%s", p->cmd);
-		execve(p->cmd, p->argv, p->envp);
+		exec_file(p, p->cmd);
 		return errno;
 	}
 
 	path_env = env_get(p->envp, "PATH");
 	if (!path_env)
 		path_env = DEFAULT_PATH;
-	snprintf(failed_path, failed_len, "%s", p->cmd);
-
 	for (dir = path_env; dir; dir = strchr(dir, ':') ? strchr(dir, ':') + 1 : NULL) {
 		size_t dir_len = strcspn(dir, ":");
 
 		snprintf(candidate, sizeof(candidate), "%.*s/%s", (int)(dir_len ? dir_len : 1), dir_len ? dir : ".",
 			 p->cmd);
-		execve(candidate, p->argv, p->envp);
-		if (errno == ENOEXEC) {
-			/* A script without "#!": run it with the shell. */
-			char *argv_sh[256];
-			size_t n = 0;
-
-			argv_sh[n++] = "/bin/sh";
-			argv_sh[n++] = candidate;
-			for (size_t i = 1; p->argv[i] && n < 255; i++)
-				argv_sh[n++] = p->argv[i];
-			argv_sh[n] = NULL;
-			execve("/bin/sh", argv_sh, p->envp);
-			snprintf(failed_path, failed_len, "%s", candidate);
-			return ENOEXEC;
-		}
+		exec_file(p, candidate);
 		if (errno == EACCES) {
 			result = EACCES;
 			snprintf(failed_path, failed_len, "%s", candidate);
