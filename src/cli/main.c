@@ -25,6 +25,7 @@ static const char usage[] =
 	"  ls                                    list sandboxes\n"
 	"  inspect NAME                          show a sandbox as JSON\n"
 	"  logs [--source S] [-f] NAME           show a sandbox's runtime, kernel or exec log\n"
+	"  cp SRC DST                            copy files between the host and a sandbox\n"
 	"  volume create|ls|rm [NAME]            manage named volumes\n"
 	"  doctor                                show the accelerator and check the guest assets\n"
 	"  version                               print the version\n"
@@ -60,7 +61,7 @@ static const struct {
 	{ "run", cmd_run },       { "create", cmd_create },   { "exec", cmd_exec },   { "shell", cmd_shell },
 	{ "start", cmd_start },   { "stop", cmd_stop },       { "kill", cmd_kill },   { "rm", cmd_rm },
 	{ "ls", cmd_ls },         { "inspect", cmd_inspect }, { "logs", cmd_logs },   { "doctor", cmd_doctor },
-	{ "volume", cmd_volume },	  { "sandbox", sandbox_main },
+	{ "cp", cmd_cp },         { "volume", cmd_volume },	  { "sandbox", sandbox_main },
 };
 
 int main(int argc, char **argv)
