@@ -252,8 +252,12 @@ int msb_fs_rename(msb_client *c, const char *from, const char *to, msb_error *er
 int msb_fs_symlink(msb_client *c, const char *target, const char *link_path, msb_error *err);
 /* The target of a symlink; free it with free(). */
 int msb_fs_readlink(msb_client *c, const char *path, char **target, msb_error *err);
-/* Sets the mode (mode >= 0) and the times (when > -1); a symlink itself
- * when follow_symlink is false, for the times. */
+/* Pass for a time that msb_fs_set_times_mode() should leave as it is;
+ * times before 1970 are negative and valid. */
+#define MSB_FS_TIME_KEEP INT64_MIN
+
+/* Sets the mode (when >= 0) and the times (unless MSB_FS_TIME_KEEP), in
+ * Unix seconds; with follow_symlink false, the times of a symlink itself. */
 int msb_fs_set_times_mode(msb_client *c, const char *path, bool follow_symlink, int64_t mode, int64_t atime,
 			  int64_t mtime, msb_error *err);
 

@@ -111,12 +111,25 @@ static void reply_error(struct agent *a, uint32_t id, int err, const char *fmt, 
 static void reply(struct agent *a, uint32_t id, struct msg_fs_response *r)
 {
 	struct msg m;
+	struct buf probe;
+	int rc;
 
 	memset(&m, 0, sizeof(m));
 	m.type = MSG_FS_RESPONSE;
 	m.id = id;
 	r->ok = true;
 	m.u.fs_response = *r;
+
+	/* A response must reach the client, or it waits forever: one too
+	 * large for a frame (List of a huge directory) becomes an error. */
+	buf_init(&probe);
+	rc = msg_encode(&probe, &m);
+	buf_free(&probe);
+	if (rc == -EMSGSIZE) {
+		reply_error(a, id, E2BIG, "the answer exceeds the 4 MiB frame limit; page through the directory with "
+					  "OpenDir and ReadDir");
+		return;
+	}
 	agent_send(a, &m);
 }
 
@@ -397,12 +410,12 @@ static int remove_entry(const char *path, const struct stat *st, int type, struc
 
 static int copy_file(const char *src, const char *dst, const struct stat *st)
 {
-	int in = open(src, O_RDONLY | O_CLOEXEC);
+	int in = open(src, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	int out, rc = 0;
 
 	if (in < 0)
 		return -errno;
-	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, st->st_mode & 07777);
+	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, st->st_mode & 07777);
 	if (out < 0) {
 		rc = -errno;
 		close(in);
@@ -492,9 +505,12 @@ static char *take_path(struct agent *a, uint32_t id, struct span s, const char *
 	return path;
 }
 
+/* O_NONBLOCK: opening a fifo must not block the agent, which serves every
+ * session from one thread. Reads of such files then fail (ESPIPE) instead
+ * of waiting. */
 static int open_flags(const struct fs_open_options *o)
 {
-	int flags = O_CLOEXEC;
+	int flags = O_CLOEXEC | O_NONBLOCK;
 
 	if (o->write || o->append)
 		flags |= o->read ? O_RDWR : O_WRONLY;

@@ -136,9 +136,7 @@ static int extract_file(struct tar_in *t, const char *path, msb_error *err)
 	}
 	if (rc < 0)
 		return rc;
-	/* NOTE: msb_fs_set_times_mode takes a negative time as "unchanged",
-	 * so a member's mtime before 1970 is not applied. */
-	return msb_fs_set_times_mode(t->c, path, false, t->m.mode, -1, t->m.mtime, err);
+	return msb_fs_set_times_mode(t->c, path, false, t->m.mode, MSB_FS_TIME_KEEP, t->m.mtime, err);
 }
 
 static int extract_symlink(struct tar_in *t, const char *path, msb_error *err)
@@ -154,7 +152,7 @@ static int extract_symlink(struct tar_in *t, const char *path, msb_error *err)
 			rc = cp_guest_make_symlink(t->c, t->m.link, path, err);
 	}
 	if (rc == 0)
-		rc = msb_fs_set_times_mode(t->c, path, false, -1, -1, t->m.mtime, err);
+		rc = msb_fs_set_times_mode(t->c, path, false, -1, MSB_FS_TIME_KEEP, t->m.mtime, err);
 	if (rc == 0 && strset_add(&t->symlinks, t->clean) < 0)
 		rc = err_set(err, -ENOMEM, "out of memory");
 	return rc;
@@ -218,7 +216,7 @@ static int apply_dir_attrs(struct tar_in *t, msb_error *err)
 	for (size_t i = t->n_dirs; rc == 0 && i > 0; i--) {
 		const struct dir_attrs *d = &t->dirs[i - 1];
 
-		rc = msb_fs_set_times_mode(t->c, d->path, false, d->mode, -1, d->mtime, err);
+		rc = msb_fs_set_times_mode(t->c, d->path, false, d->mode, MSB_FS_TIME_KEEP, d->mtime, err);
 	}
 	return rc;
 }

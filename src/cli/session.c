@@ -4,17 +4,24 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 
 #define STDIN_CHUNK_BYTES (64 * 1024)
+/* After forwarding a SIGTERM, SIGHUP or SIGQUIT, msb waits this long for
+ * the command to end, then gives up on it; so does a third SIGINT. This
+ * keeps msb stoppable when the guest does not answer. */
+#define SIGNAL_GRACE_MS 10000
+#define SIGINT_GIVE_UP_COUNT 3
 
 struct session {
 	msb_exec *exec;
@@ -22,7 +29,17 @@ struct session {
 	bool stdin_open;
 	int signals_forwarded;
 	bool tty;
+	int64_t give_up_at_ms; /* 0: wait for the command as long as it runs */
+	int give_up_signal;
 };
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static struct termios saved_termios;
 static bool termios_saved;
@@ -137,8 +154,16 @@ static void on_signal(struct session *s, int sig)
 		return;
 	}
 	/* The first signal goes to the command, as a terminal would send it;
-	 * a second SIGINT means the user insists. */
+	 * a second SIGINT means the user insists, a third gives up. */
 	s->signals_forwarded++;
+	if (sig != SIGINT && !s->give_up_at_ms) {
+		s->give_up_at_ms = now_ms() + SIGNAL_GRACE_MS;
+		s->give_up_signal = sig;
+	}
+	if (sig == SIGINT && s->signals_forwarded >= SIGINT_GIVE_UP_COUNT) {
+		s->give_up_at_ms = now_ms();
+		s->give_up_signal = sig;
+	}
 	if (sig == SIGINT && s->signals_forwarded > 1)
 		sig = SIGKILL;
 	msb_exec_signal(s->exec, sig, NULL);
@@ -147,6 +172,7 @@ static void on_signal(struct session *s, int sig)
 static int pump(msb_client *client, struct session *s, int signal_fd, msb_error *err)
 {
 	while (!msb_exec_done(s->exec)) {
+		int timeout_ms = -1;
 		struct pollfd fds[3] = {
 			{ .fd = msb_client_fd(client), .events = POLLIN },
 			{ .fd = signal_fd, .events = POLLIN },
@@ -156,7 +182,14 @@ static int pump(msb_client *client, struct session *s, int signal_fd, msb_error 
 			  .events = POLLIN },
 		};
 
-		if (poll(fds, 3, -1) < 0) {
+		if (s->give_up_at_ms) {
+			int64_t left = s->give_up_at_ms - now_ms();
+
+			if (left <= 0)
+				return -ETIMEDOUT;
+			timeout_ms = (int)left;
+		}
+		if (poll(fds, 3, timeout_ms) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
@@ -220,7 +253,11 @@ int cli_session_run(msb_client *client, const char *cmd, char *const *args, cons
 		rc = msb_exec_wait(s.exec, &status, &err);
 	restore_terminal();
 
-	if (rc < 0) {
+	if (rc == -ETIMEDOUT && s.give_up_signal) {
+		cli_error("the command did not end after %s; leaving it running in the sandbox",
+			  strsignal(s.give_up_signal));
+		exit_code = 128 + s.give_up_signal;
+	} else if (rc < 0) {
 		cli_error("%s", err.message);
 	} else {
 		exit_code = msb_exec_status_code(&status);

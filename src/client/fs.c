@@ -147,25 +147,71 @@ int msb_fs_stat(msb_client *c, const char *path, bool follow_symlink, msb_file_i
 	return rc;
 }
 
-int msb_fs_list(msb_client *c, const char *path, msb_file_info **out, size_t *count, msb_error *err)
+static void close_handle(msb_client *c, uint64_t handle);
+
+/* Entries of a directory are read in pages of this many (OpenDir and
+ * ReadDir), so that no response nears the frame size limit whatever the
+ * directory holds. */
+#define LIST_PAGE_ENTRIES 512
+
+static int read_dir_page(msb_client *c, uint64_t handle, msb_file_info **list, size_t *count, size_t *cap,
+			 size_t *got, msb_error *err)
 {
-	struct msg_fs_request q = { .op = FS_OP_LIST, .path = span_cstr(path) };
+	struct msg_fs_request q = { .op = FS_OP_READDIR, .handle = handle, .limit = { true, LIST_PAGE_ENTRIES } };
 	struct fs_call fc;
 	int rc;
 
 	fs_call_init(&fc);
 	rc = call(c, &fc, &q, err);
+	*got = fc.n_entries;
+	if (rc == 0 && *count + fc.n_entries > *cap) {
+		size_t new_cap = (*cap ? *cap * 2 : LIST_PAGE_ENTRIES) + fc.n_entries;
+		msb_file_info *bigger = realloc(*list, new_cap * sizeof(**list));
+
+		if (!bigger)
+			rc = err_set(err, -ENOMEM, "out of memory");
+		else {
+			*list = bigger;
+			*cap = new_cap;
+		}
+	}
+	if (rc == 0 && fc.n_entries)
+		memcpy(*list + *count, fc.entries, fc.n_entries * sizeof(**list));
+	if (rc == 0)
+		*count += fc.n_entries;
+	free(fc.entries);
+	return rc;
+}
+
+int msb_fs_list(msb_client *c, const char *path, msb_file_info **out, size_t *count, msb_error *err)
+{
+	struct msg_fs_request q = { .op = FS_OP_OPENDIR, .path = span_cstr(path) };
+	msb_file_info *list = NULL;
+	size_t n = 0, cap = 0, got;
+	struct fs_call fc;
+	uint64_t handle;
+	int rc;
+
+	fs_call_init(&fc);
+	rc = call(c, &fc, &q, err);
+	free(fc.entries);
+	if (rc == 0 && fc.response.data_kind != FS_DATA_HANDLE)
+		rc = err_set(err, -EPROTO, "list %s: the guest sent no handle", path);
+	if (rc < 0)
+		return rc;
+	handle = fc.response.handle;
+
+	do
+		rc = read_dir_page(c, handle, &list, &n, &cap, &got, err);
+	while (rc == 0 && got > 0);
+	close_handle(c, handle);
 	if (rc < 0) {
-		free(fc.entries);
+		free(list);
 		return rc;
 	}
-	if (fc.response.data_kind != FS_DATA_LIST) {
-		free(fc.entries);
-		return err_set(err, -EPROTO, "list %s: the guest sent no list", path);
-	}
-	*out = fc.entries;
-	*count = fc.n_entries;
-	return 0;
+	*out = list ? list : calloc(1, sizeof(*list));
+	*count = n;
+	return *out ? 0 : err_set(err, -ENOMEM, "out of memory");
 }
 
 int msb_fs_mkdir(msb_client *c, const char *path, uint32_t mode, msb_error *err)
@@ -226,9 +272,9 @@ int msb_fs_set_times_mode(msb_client *c, const char *path, bool follow_symlink, 
 
 	if (mode >= 0)
 		q.attrs.mode = (struct opt_u32){ true, (uint32_t)mode };
-	if (atime > -1)
+	if (atime != MSB_FS_TIME_KEEP)
 		q.attrs.atime = (struct opt_i64){ true, atime };
-	if (mtime > -1)
+	if (mtime != MSB_FS_TIME_KEEP)
 		q.attrs.mtime = (struct opt_i64){ true, mtime };
 	return simple(c, &q, err);
 }
