@@ -719,6 +719,16 @@ static void cleanup(struct sandbox *sb)
 	char path[PATH_MAX + 16];
 	bool ended_well = !sb->crashed;
 
+	/* Stopped before the guest was ready (a signal during boot): the
+	 * starter still waits for a word. */
+	if (sb->ready_fd >= 0) {
+		char line[200];
+
+		snprintf(line, sizeof(line), "error stopped: the sandbox was stopped (%s) before its guest was ready\n",
+			 sb->stop_reason ? sb->stop_reason : REASON_EXIT);
+		notify_ready_fd(sb, line);
+	}
+
 	if (sb->vm_running) {
 		engine_qemu.kill(&sb->vm);
 		wait4(sb->vm.pid, NULL, 0, &sb->vm_usage);
