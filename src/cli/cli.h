@@ -47,6 +47,22 @@ int cli_add_string(const char **list, size_t *n, size_t max, const char *arg, co
 /* --rlimit NAME=SOFT[:HARD], with "unlimited" for no limit. */
 int cli_add_rlimit(msb_rlimit *rlimits, size_t *n, const char *arg);
 
+/* The options of one exec that run and exec share: -e, -w, -u, -t and
+ * --rlimit, collected into an msb_exec_options. */
+struct cli_exec_args {
+	const char *env[CLI_MAX_ENV + 1];
+	size_t n_env;
+	msb_rlimit rlimits[CLI_MAX_RLIMITS];
+	size_t n_rlimits;
+	msb_exec_options options;
+};
+
+void cli_exec_args_init(struct cli_exec_args *a);
+/* Takes getopt's option c with argument arg: returns 1 when it was an exec
+ * option, 0 when it was not, a negative errno (after printing why) when
+ * its value is invalid. */
+int cli_exec_option(struct cli_exec_args *a, int c, const char *arg);
+
 /* Runs a command on client with stdio connected: output to stdout and
  * stderr, stdin forwarded when forward_stdin, a terminal in raw mode for
  * options->tty, signals forwarded. Returns the exit status for msb. */

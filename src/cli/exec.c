@@ -33,39 +33,25 @@ int cmd_exec(int argc, char **argv)
 		{ "env", required_argument, NULL, 'e' },   { "rlimit", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },        { NULL, 0, NULL, 0 },
 	};
-	const char *env[CLI_MAX_ENV + 1] = { NULL };
-	msb_rlimit rlimits[CLI_MAX_RLIMITS];
-	size_t n_env = 0, n_rlimits = 0;
-	msb_exec_options eopt;
+	struct cli_exec_args exec_args;
 	msb_client *client;
 	msb_error err;
 	bool interactive = false;
 	const char *name;
 	int c, exit_code;
 
-	memset(&eopt, 0, sizeof(eopt));
+	cli_exec_args_init(&exec_args);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+itu:w:e:h", long_options, NULL)) != -1) {
+		int handled = cli_exec_option(&exec_args, c, optarg);
+
+		if (handled < 0)
+			return CLI_EXIT_USAGE;
+		if (handled)
+			continue;
 		switch (c) {
 		case 'i':
 			interactive = true;
-			break;
-		case 't':
-			eopt.tty = true;
-			break;
-		case 'u':
-			eopt.user = optarg;
-			break;
-		case 'w':
-			eopt.cwd = optarg;
-			break;
-		case 'e':
-			if (cli_add_env(env, &n_env, optarg) < 0)
-				return CLI_EXIT_USAGE;
-			break;
-		case 'r':
-			if (cli_add_rlimit(rlimits, &n_rlimits, optarg) < 0)
-				return CLI_EXIT_USAGE;
 			break;
 		case 'h':
 			fputs(exec_usage, stdout);
@@ -88,10 +74,7 @@ int cmd_exec(int argc, char **argv)
 		cli_error("usage: msb exec [OPTIONS] NAME -- CMD [ARGS...]");
 		return CLI_EXIT_USAGE;
 	}
-	eopt.env = env;
-	eopt.rlimits = rlimits;
-	eopt.n_rlimits = n_rlimits;
-	if (msb_exec_validate(argv[optind], (const char *const *)argv + optind + 1, &eopt, &err) < 0) {
+	if (msb_exec_validate(argv[optind], (const char *const *)argv + optind + 1, &exec_args.options, &err) < 0) {
 		cli_error("%s", err.message);
 		return CLI_EXIT_USAGE;
 	}
@@ -100,7 +83,7 @@ int cmd_exec(int argc, char **argv)
 		cli_error("%s", err.message);
 		return CLI_EXIT_ERROR;
 	}
-	exit_code = cli_session_run(client, argv[optind], argv + optind + 1, &eopt, interactive);
+	exit_code = cli_session_run(client, argv[optind], argv + optind + 1, &exec_args.options, interactive);
 	msb_disconnect(client);
 	return exit_code;
 }

@@ -104,3 +104,37 @@ int cli_add_string(const char **list, size_t *n, size_t max, const char *arg, co
 	list[*n] = NULL;
 	return 0;
 }
+
+void cli_exec_args_init(struct cli_exec_args *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->options.env = a->env;
+	a->options.rlimits = a->rlimits;
+}
+
+int cli_exec_option(struct cli_exec_args *a, int c, const char *arg)
+{
+	int rc = 0;
+
+	switch (c) {
+	case 'e':
+		rc = cli_add_env(a->env, &a->n_env, arg);
+		break;
+	case 'r':
+		rc = cli_add_rlimit(a->rlimits, &a->n_rlimits, arg);
+		a->options.n_rlimits = a->n_rlimits;
+		break;
+	case 'w':
+		a->options.cwd = arg;
+		break;
+	case 'u':
+		a->options.user = arg;
+		break;
+	case 't':
+		a->options.tty = true;
+		break;
+	default:
+		return 0;
+	}
+	return rc < 0 ? rc : 1;
+}

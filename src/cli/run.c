@@ -40,24 +40,27 @@ int cmd_run(int argc, char **argv)
 		{ "volume", required_argument, NULL, 'v' },       { "tmpfs", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
 	};
-	const char *env[CLI_MAX_ENV + 1] = { NULL };
 	const char *mounts[CLI_MAX_MOUNTS + 1] = { NULL }, *tmpfs[CLI_MAX_MOUNTS + 1] = { NULL };
 	size_t n_mounts = 0, n_tmpfs = 0;
-	msb_rlimit rlimits[CLI_MAX_RLIMITS];
-	size_t n_env = 0, n_rlimits = 0;
 	msb_sandbox_options sopt;
-	msb_exec_options eopt;
+	struct cli_exec_args exec_args;
 	msb_sandbox *sb = NULL;
 	msb_client *client = NULL;
 	msb_error err;
 	int c, exit_code;
 
 	memset(&sopt, 0, sizeof(sopt));
-	memset(&eopt, 0, sizeof(eopt));
+	cli_exec_args_init(&exec_args);
 	sopt.ephemeral = true;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+e:w:u:v:th", long_options, NULL)) != -1) {
+		int handled = cli_exec_option(&exec_args, c, optarg);
+
+		if (handled < 0)
+			return CLI_EXIT_USAGE;
+		if (handled)
+			continue;
 		switch (c) {
 		case 'n':
 			sopt.name = optarg;
@@ -77,17 +80,6 @@ int cmd_run(int argc, char **argv)
 			if (cli_parse_unsigned(optarg, "--boot-timeout", 1, 3600, &sopt.boot_timeout_s) < 0)
 				return CLI_EXIT_USAGE;
 			break;
-		case 'e':
-			if (cli_add_env(env, &n_env, optarg) < 0)
-				return CLI_EXIT_USAGE;
-			break;
-		case 'r':
-			if (cli_add_rlimit(rlimits, &n_rlimits, optarg) < 0)
-				return CLI_EXIT_USAGE;
-			break;
-		case 'w':
-			eopt.cwd = optarg;
-			break;
 		case 'v':
 			if (cli_add_string(mounts, &n_mounts, CLI_MAX_MOUNTS, optarg, "--volume") < 0)
 				return CLI_EXIT_USAGE;
@@ -95,12 +87,6 @@ int cmd_run(int argc, char **argv)
 		case 'T':
 			if (cli_add_string(tmpfs, &n_tmpfs, CLI_MAX_MOUNTS, optarg, "--tmpfs") < 0)
 				return CLI_EXIT_USAGE;
-			break;
-		case 'u':
-			eopt.user = optarg;
-			break;
-		case 't':
-			eopt.tty = true;
 			break;
 		case 'h':
 			fputs(run_usage, stdout);
@@ -114,14 +100,11 @@ int cmd_run(int argc, char **argv)
 		cli_error("no command given; usage: msb run [OPTIONS] -- CMD [ARGS...]");
 		return CLI_EXIT_USAGE;
 	}
-	eopt.env = env;
 	sopt.mounts = mounts;
 	sopt.tmpfs = tmpfs;
-	eopt.rlimits = rlimits;
-	eopt.n_rlimits = n_rlimits;
 
 	/* Refuse what cannot be sent before paying for a boot. */
-	if (msb_exec_validate(argv[optind], (const char *const *)argv + optind + 1, &eopt, &err) < 0) {
+	if (msb_exec_validate(argv[optind], (const char *const *)argv + optind + 1, &exec_args.options, &err) < 0) {
 		cli_error("%s", err.message);
 		return CLI_EXIT_USAGE;
 	}
@@ -131,7 +114,7 @@ int cmd_run(int argc, char **argv)
 		return CLI_EXIT_ERROR;
 	}
 	if (msb_connect(msb_sandbox_name(sb), &client, &err) == 0) {
-		exit_code = cli_session_run(client, argv[optind], argv + optind + 1, &eopt, true);
+		exit_code = cli_session_run(client, argv[optind], argv + optind + 1, &exec_args.options, true);
 	} else {
 		cli_error("%s", err.message);
 		exit_code = CLI_EXIT_ERROR;

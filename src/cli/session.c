@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../base/files.h"
 #include "cli.h"
 
 #define STDIN_CHUNK_BYTES (64 * 1024)
@@ -76,31 +77,13 @@ static void window_size(uint16_t *rows, uint16_t *cols)
 	}
 }
 
-static int write_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static void on_stdout(void *data, const void *bytes, size_t len)
 {
 	struct session *s = data;
 
 	if (s->stdout_broken)
 		return;
-	if (write_all(STDOUT_FILENO, bytes, len) == -EPIPE) {
+	if (files_write_full(STDOUT_FILENO, bytes, len) == -EPIPE) {
 		/* Like a shell pipeline: the reader went away, so the writer
 		 * gets SIGPIPE. */
 		s->stdout_broken = true;
@@ -110,7 +93,7 @@ static void on_stdout(void *data, const void *bytes, size_t len)
 
 static void on_stderr(void *data, const void *bytes, size_t len)
 {
-	write_all(STDERR_FILENO, bytes, len);
+	files_write_full(STDERR_FILENO, bytes, len);
 }
 
 static void on_stdin_error(void *data, const char *message)

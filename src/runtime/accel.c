@@ -18,6 +18,7 @@
 
 #include "../base/files.h"
 #include "../base/home.h"
+#include "../base/index.h"
 #include "../guest/cmdline.h"
 #include "log.h"
 
@@ -62,18 +63,6 @@ static bool host_has_constant_tsc(void)
 	found = strstr(cpuinfo, " constant_tsc") && strstr(cpuinfo, " nonstop_tsc");
 	free(cpuinfo);
 	return found;
-}
-
-static void read_boot_id(char *out, size_t len)
-{
-	char *data;
-
-	out[0] = 0;
-	if (files_read_all("/proc/sys/kernel/random/boot_id", 4096, &data, NULL) == 0) {
-		data[strcspn(data, "\n")] = 0;
-		snprintf(out, len, "%s", data);
-		free(data);
-	}
 }
 
 static bool load_cache(const char *boot_id, struct accel_verdict *v)
@@ -231,7 +220,7 @@ void accel_choose(const struct guest_assets *assets, struct accel_verdict *v)
 	char boot_id[64], why[200];
 
 	memset(v, 0, sizeof(*v));
-	read_boot_id(boot_id, sizeof(boot_id));
+	index_boot_id(boot_id, sizeof(boot_id));
 
 	if (forced && (strcmp(forced, "kvm") == 0 || strcmp(forced, "tcg") == 0)) {
 		struct accel_verdict cached;
