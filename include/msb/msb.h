@@ -95,6 +95,12 @@ typedef struct msb_sandbox_info {
 /* Sets the msb executable used to start sandbox processes. */
 void msb_set_runtime_path(const char *path);
 
+/* Makes a msb_sandbox_create() or msb_sandbox_start() that waits for a
+ * boot give up: it stops the half-booted sandbox (a new one is removed
+ * too) and returns -ECANCELED. Async-signal-safe: call it from a SIGINT
+ * handler installed without SA_RESTART. */
+void msb_cancel(void);
+
 /* Records a new sandbox and boots it; returns once the guest is ready. On
  * a boot failure the message says what failed and where the logs are. */
 int msb_sandbox_create(const msb_sandbox_options *options, msb_sandbox **out, msb_error *err);

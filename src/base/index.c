@@ -415,9 +415,14 @@ bool index_reconcile(struct index *idx, struct sandbox_record *rec)
 		reason = REASON_HOST_REBOOT;
 	} else if (rec->pid > 0 && index_process_alive(rec->pid, rec->pid_start_time)) {
 		return false;
-	} else if (strcmp(rec->state, STATE_CREATING) == 0 && rec->pid == 0) {
+	} else if (strcmp(rec->state, STATE_CREATING) == 0 && rec->pid == 0 &&
+		   time(NULL) - rec->created_at < INDEX_UNCLAIMED_MAX_S) {
 		/* Its starter has not started the sandbox process yet. */
 		return false;
+	} else if (strcmp(rec->state, STATE_CREATING) == 0 && rec->pid == 0) {
+		/* No sandbox process ever claimed it: its starter died. */
+		state = STATE_CRASHED;
+		reason = REASON_BOOT_FAILURE;
 	} else {
 		state = STATE_CRASHED;
 		reason = REASON_CRASH;

@@ -24,6 +24,9 @@
 
 /* How long a writer waits for another one to finish. */
 #define INDEX_BUSY_TIMEOUT_MS 10000
+/* A row still "creating" with no sandbox process after this long lost its
+ * starter before the process started. */
+#define INDEX_UNCLAIMED_MAX_S 600
 
 #define STATE_CREATING "creating"
 #define STATE_RUNNING "running"

@@ -11,6 +11,8 @@
 /* Exit status for errors of msb itself (not of the command it ran). */
 #define CLI_EXIT_ERROR 125
 #define CLI_EXIT_USAGE 2
+/* Exit status after an interrupt, as a shell gives after SIGINT. */
+#define CLI_EXIT_INTERRUPTED 130
 
 /* Most --env and --rlimit options one command takes. */
 #define CLI_MAX_ENV 1024
@@ -46,6 +48,10 @@ int cli_add_env(const char **env, size_t *n, const char *arg);
 int cli_add_string(const char **list, size_t *n, size_t max, const char *arg, const char *option);
 /* --rlimit NAME=SOFT[:HARD], with "unlimited" for no limit. */
 int cli_add_rlimit(msb_rlimit *rlimits, size_t *n, const char *arg);
+
+/* Turns SIGINT, SIGTERM and SIGHUP during a boot into msb_cancel(), so
+ * that an interrupted create, start or run stops what it started. */
+void cli_cancel_on_signals(void);
 
 /* The options of one exec that run and exec share: -e, -w, -u, -t and
  * --rlimit, collected into an msb_exec_options. */

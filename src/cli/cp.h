@@ -67,15 +67,55 @@ char *cp_strip_slashes(const char *path);
 int cp_reject(msb_error *err, const char *source, const char *value, const char *reason);
 /* Puts "WHAT: " (printf-style) before err's message; returns code. */
 int cp_prefix_error(msb_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Prepares path in the guest for a new file: removes a symlink or special
- * file there (the agent's open would follow or block on it) and fails
- * with -EISDIR on a directory. */
-int cp_guest_clear_for_file(msb_client *c, const char *path, msb_error *err);
 /* Creates directory path in the guest unless it exists, with mode 0700
  * until its own mode is set after its entries. Fails with -ENOTDIR when
  * something else is there. */
 int cp_guest_make_dir(msb_client *c, const char *path, msb_error *err);
 /* Creates symlink path -> target in the guest, replacing a non-directory. */
 int cp_guest_make_symlink(msb_client *c, const char *target, const char *path, msb_error *err);
+
+/* ---- Files written through a temporary name (cp_util.c) ----
+ *
+ * Each regular file is written under a temporary name in its directory
+ * and renamed over its final name only once complete, with its mode and
+ * times set. So a failed or interrupted copy leaves the old file or
+ * nothing under the final name. The temporary file is removed on failure.
+ * One is left only when msb cp is killed or cannot remove it. */
+
+/* Mode and times for a copied file. MSB_FS_TIME_KEEP leaves a time as
+ * the write set it. */
+struct cp_file_attrs {
+	uint32_t mode; /* permission bits, 07777 */
+	int64_t atime, mtime;
+};
+
+/* Builds the temporary name ".NAME.msb-partial-PID" of a file named name,
+ * with name shortened so that the result fits in NAME_MAX. Returns NULL
+ * when out of memory. */
+char *cp_partial_name(const char *name);
+/* Writes the guest file path with what source produces, through a
+ * temporary file next to it. Fails with -EISDIR when path is a
+ * directory. A symlink or special file at path is replaced, not written
+ * through. */
+int cp_guest_write_file(msb_client *c, const char *path, const struct cp_file_attrs *attrs, msb_fs_source source,
+			void *data, msb_error *err);
+
+/* ---- Signals (cp_util.c) ----
+ *
+ * During a copy, SIGINT, SIGTERM and SIGHUP only set a flag. Sources and
+ * sinks check it at each chunk, and the copy checks it before each entry.
+ * Both then fail with -EINTR, and the copy removes its temporary file and
+ * calls cp_exit_if_interrupted(). */
+
+/* Installs the handler for each of those signals that is not ignored. */
+void cp_catch_signals(void);
+/* The signal caught since cp_catch_signals(), or 0. */
+int cp_interrupted(void);
+/* Fails with -EINTR and fills err once a signal was caught. Returns 0
+ * otherwise. */
+int cp_check_interrupted(msb_error *err);
+/* Exits with status 128 + the signal, after a message, when one was
+ * caught; returns otherwise. */
+void cp_exit_if_interrupted(void);
 
 #endif

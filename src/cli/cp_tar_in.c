@@ -82,7 +82,10 @@ static int check_member_type(struct tar_in *t, msb_error *err)
 static long member_source(void *data, void *buf, size_t cap)
 {
 	struct tar_in *t = data;
+
 	t->source_called = true;
+	if (cp_interrupted())
+		return -EINTR;
 	return tar_read_data(&t->r, buf, cap, &t->read_err);
 }
 
@@ -103,30 +106,24 @@ static int make_parents(struct tar_in *t, const char *path, msb_error *err)
 
 static int write_member(struct tar_in *t, const char *path, msb_error *err)
 {
+	const struct cp_file_attrs attrs = { .mode = t->m.mode, .atime = MSB_FS_TIME_KEEP, .mtime = t->m.mtime };
 	int rc;
 
 	t->source_called = false;
 	err_clear(&t->read_err);
-	rc = msb_fs_write_stream(t->c, path, t->m.mode, member_source, t, err);
+	rc = cp_guest_write_file(t->c, path, &attrs, member_source, t, err);
 	if (t->read_err.code < 0) {
 		rc = t->read_err.code;
 		if (err)
 			*err = t->read_err;
 	}
-	/* Once the guest opened the file, a failure leaves a part of it:
-	 * remove that, which also frees a full disk. */
-	if (rc < 0 && t->source_called)
-		msb_fs_remove(t->c, path, false, NULL);
 	return rc;
 }
 
 static int extract_file(struct tar_in *t, const char *path, msb_error *err)
 {
-	int rc = cp_guest_clear_for_file(t->c, path, err);
+	int rc = write_member(t, path, err);
 
-	if (rc < 0)
-		return rc;
-	rc = write_member(t, path, err);
 	/* The guest opens the file before it calls the source: a missing
 	 * parent fails before any data is consumed. */
 	if (rc == -ENOENT && !t->source_called) {
@@ -134,9 +131,7 @@ static int extract_file(struct tar_in *t, const char *path, msb_error *err)
 		if (rc == 0)
 			rc = write_member(t, path, err);
 	}
-	if (rc < 0)
-		return rc;
-	return msb_fs_set_times_mode(t->c, path, false, t->m.mode, MSB_FS_TIME_KEEP, t->m.mtime, err);
+	return rc;
 }
 
 static int extract_symlink(struct tar_in *t, const char *path, msb_error *err)
@@ -251,8 +246,11 @@ int cp_tar_in(msb_client *c, int fd, const char *dir, msb_error *err)
 	t.c = c;
 	t.dir = dir;
 	tar_reader_init(&t.r, fd);
+	cp_catch_signals();
 	while ((rc = tar_read_next(&t.r, &t.m, err)) > 0) {
-		rc = extract_member(&t, err);
+		rc = cp_check_interrupted(err);
+		if (rc == 0)
+			rc = extract_member(&t, err);
 		if (rc < 0)
 			break;
 	}
@@ -263,5 +261,6 @@ int cp_tar_in(msb_client *c, int fd, const char *dir, msb_error *err)
 	else
 		apply_dir_attrs(&t, NULL);
 	free_tar_in(&t);
+	cp_exit_if_interrupted();
 	return rc;
 }

@@ -21,9 +21,8 @@
 
 struct uploader {
 	msb_client *c;
-	int file_fd;        /* the host file being sent */
-	int read_error;     /* -errno of a failed read of it */
-	bool source_called; /* the guest opened the file */
+	int file_fd;    /* the host file being sent */
+	int read_error; /* -errno of a failed read of it */
 };
 
 static int send_entry(struct uploader *u, int dirfd, const char *name, const char *host, const char *guest,
@@ -34,7 +33,8 @@ static long file_source(void *data, void *buf, size_t cap)
 	struct uploader *u = data;
 	ssize_t n;
 
-	u->source_called = true;
+	if (cp_interrupted())
+		return -EINTR;
 	do
 		n = read(u->file_fd, buf, cap);
 	while (n < 0 && errno == EINTR);
@@ -53,27 +53,20 @@ static int set_attrs(struct uploader *u, const char *guest, const struct stat *s
 
 static int send_file(struct uploader *u, int fd, const char *host, const char *guest, msb_error *err)
 {
+	struct cp_file_attrs attrs;
 	struct stat st;
 	int rc;
 
 	if (fstat(fd, &st) < 0)
 		return err_sys(err, -errno, "stat %s", host);
-	rc = cp_guest_clear_for_file(u->c, guest, err);
-	if (rc < 0)
-		return rc;
+	attrs = (struct cp_file_attrs){ .mode = st.st_mode & 07777, .atime = st.st_atim.tv_sec,
+					.mtime = st.st_mtim.tv_sec };
 	u->file_fd = fd;
 	u->read_error = 0;
-	u->source_called = false;
-	rc = msb_fs_write_stream(u->c, guest, st.st_mode & 07777, file_source, u, err);
+	rc = cp_guest_write_file(u->c, guest, &attrs, file_source, u, err);
 	if (u->read_error < 0)
 		rc = err_sys(err, u->read_error, "read %s", host);
-	/* Once the guest opened the file, a failure leaves a part of it:
-	 * remove that, which also frees a full disk. */
-	if (rc < 0 && u->source_called)
-		msb_fs_remove(u->c, guest, false, NULL);
-	if (rc < 0)
-		return rc;
-	return set_attrs(u, guest, &st, true, err);
+	return rc;
 }
 
 static int send_children(struct uploader *u, DIR *d, const char *host, const char *guest, msb_error *err)
@@ -147,8 +140,10 @@ static int send_entry(struct uploader *u, int dirfd, const char *name, const cha
 	int nofollow = follow ? 0 : O_NOFOLLOW;
 	struct stat st;
 	char quoted[256];
-	int fd, rc;
+	int fd, rc = cp_check_interrupted(err);
 
+	if (rc < 0)
+		return rc;
 	if (fstatat(dirfd, name, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW) < 0)
 		return err_sys(err, -errno, "stat %s", host);
 	if (S_ISLNK(st.st_mode))
@@ -231,7 +226,9 @@ int cp_to_guest(msb_client *c, const char *src, const char *dst, msb_error *err)
 
 	if (rc < 0)
 		return rc;
+	cp_catch_signals();
 	rc = send_entry(&u, AT_FDCWD, src, src, guest, true, err);
 	free(guest);
+	cp_exit_if_interrupted();
 	return rc;
 }

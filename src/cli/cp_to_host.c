@@ -4,7 +4,8 @@
  * file checks symlink targets. Every host entry is created relative to a
  * directory descriptor with O_NOFOLLOW (files also with O_EXCL). So no
  * symlink can redirect a write, whether it was planted in the destination
- * beforehand or created earlier by this copy.
+ * beforehand or created earlier by this copy. A file is written under a
+ * temporary name and renamed into place within its directory.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,13 +34,22 @@ struct host_writer {
 	int write_error;      /* -errno of a failed host write */
 };
 
+/* The host path of e with its last component replaced by name, for
+ * messages. */
+static const char *host_path_as(const struct host_writer *hw, const struct cp_entry *e, const char *name)
+{
+	static char path[8192];
+	int dir_len = (int)(strlen(e->rel_path) - strlen(e->name));
+
+	snprintf(path, sizeof(path), "%s%s%.*s%s", hw->dest_dir, strcmp(hw->dest_dir, "/") == 0 ? "" : "/", dir_len,
+		 e->rel_path, name);
+	return path;
+}
+
 /* The host path of e, for messages. */
 static const char *host_path(const struct host_writer *hw, const struct cp_entry *e)
 {
-	static char path[8192];
-
-	snprintf(path, sizeof(path), "%s%s%s", hw->dest_dir, strcmp(hw->dest_dir, "/") == 0 ? "" : "/", e->rel_path);
-	return path;
+	return host_path_as(hw, e, e->name);
 }
 
 static int push_dir_fd(struct host_writer *hw, int fd)
@@ -70,22 +80,33 @@ static void entry_times(const struct cp_entry *e, struct timespec times[2])
 	times[1] = (struct timespec){ .tv_sec = e->mtime };
 }
 
+static int is_a_dir_error(struct host_writer *hw, const struct cp_entry *e, msb_error *err)
+{
+	return err_set(err, -EISDIR, "%s is a directory on the host; remove it or choose another destination",
+		       host_path(hw, e));
+}
+
 /* Removes a non-directory at e's name, so that a new entry can take it. */
 static int remove_existing(struct host_writer *hw, int parent, const struct cp_entry *e, msb_error *err)
 {
 	if (unlinkat(parent, e->name, 0) == 0 || errno == ENOENT)
 		return 0;
 	if (errno == EISDIR)
-		return err_set(err, -EISDIR, "%s is a directory on the host; remove it or choose another destination",
-			       host_path(hw, e));
+		return is_a_dir_error(hw, e, err);
 	return err_sys(err, -errno, "remove %s", host_path(hw, e));
 }
 
+/* NOTE: after the sink fails, msb_fs_read_stream still receives the rest
+ * of the guest file (and drops it), so an interrupted copy of a large
+ * file ends only once the guest has sent all of it. */
 static int write_sink(void *data, const void *buf, size_t len)
 {
 	struct host_writer *hw = data;
-	int rc = files_write_full(hw->file_fd, buf, len);
+	int rc;
 
+	if (cp_interrupted())
+		return -EINTR;
+	rc = files_write_full(hw->file_fd, buf, len);
 	if (rc < 0)
 		hw->write_error = rc;
 	return rc;
@@ -110,22 +131,46 @@ static int fill_file(struct host_writer *hw, int fd, const struct cp_entry *e, m
 	return 0;
 }
 
+/* Writes the file into a new temporary file in parent, named partial,
+ * and renames that over e's name once it is complete. renameat()
+ * replaces a symlink at e's name itself, never what it points to. */
+static int write_and_rename(struct host_writer *hw, int parent, const char *partial, const struct cp_entry *e,
+			    msb_error *err)
+{
+	int fd, rc;
+
+	fd = openat(parent, partial, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return err_sys(err, -errno, "create the temporary file %s", host_path_as(hw, e, partial));
+	rc = fill_file(hw, fd, e, err);
+	if (close(fd) < 0 && rc == 0)
+		rc = err_sys(err, -errno, "write %s", host_path_as(hw, e, partial));
+	if (rc == 0 && renameat(parent, partial, parent, e->name) < 0)
+		rc = errno == EISDIR ? is_a_dir_error(hw, e, err)
+				     : err_sys(err, -errno, "rename %s to %s", partial, host_path(hw, e));
+	if (rc < 0)
+		unlinkat(parent, partial, 0);
+	return rc;
+}
+
 static int host_file(void *data, const struct cp_entry *e, msb_error *err)
 {
 	struct host_writer *hw = data;
 	int parent = hw->dir_fds[e->depth];
-	int fd, rc = remove_existing(hw, parent, e, err);
+	struct stat st;
+	char *partial;
+	int rc = cp_check_interrupted(err);
 
 	if (rc < 0)
 		return rc;
-	fd = openat(parent, e->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return err_sys(err, -errno, "create %s", host_path(hw, e));
-	rc = fill_file(hw, fd, e, err);
-	if (close(fd) < 0 && rc == 0)
-		rc = err_sys(err, -errno, "write %s", host_path(hw, e));
-	if (rc < 0)
-		unlinkat(parent, e->name, 0); /* no partial file is left */
+	/* Checked first so that a directory fails before the data is sent. */
+	if (fstatat(parent, e->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+		return is_a_dir_error(hw, e, err);
+	partial = cp_partial_name(e->name);
+	if (!partial)
+		return err_set(err, -ENOMEM, "out of memory");
+	rc = write_and_rename(hw, parent, partial, e, err);
+	free(partial);
 	return rc;
 }
 
@@ -136,8 +181,10 @@ static int host_symlink(void *data, const struct cp_entry *e, msb_error *err)
 	const char *reason = pathcheck_link_target(e->link_target, e->depth ? e->depth - 1 : 0);
 	struct timespec times[2];
 	char quoted[256];
-	int rc;
+	int rc = cp_check_interrupted(err);
 
+	if (rc < 0)
+		return rc;
 	if (reason) {
 		pathcheck_quote(e->link_target, quoted, sizeof(quoted));
 		return err_set(err, -EINVAL, "refusing symlink %s:%s -> \"%s\" from the guest: %s", hw->sandbox,
@@ -172,8 +219,10 @@ static int host_dir_enter(void *data, const struct cp_entry *e, msb_error *err)
 {
 	struct host_writer *hw = data;
 	int parent = hw->dir_fds[e->depth];
-	int fd;
+	int fd, rc = cp_check_interrupted(err);
 
+	if (rc < 0)
+		return rc;
 	/* 0700 until dir_leave sets the guest's mode, so that the entries
 	 * can be written whatever that mode is. */
 	if (mkdirat(parent, e->name, 0700) < 0 && errno != EEXIST)
@@ -261,10 +310,12 @@ int cp_to_host(msb_client *c, const char *sandbox, const char *src, const char *
 		rc = err_set(err, -ENOMEM, "out of memory");
 	} else {
 		hw.dest_dir = dir;
+		cp_catch_signals();
 		rc = cp_walk_guest(c, sandbox, src, name, &host_ops, &hw, err);
 	}
 	close_dir_fds(&hw);
 	free(dir);
 	free(name);
+	cp_exit_if_interrupted();
 	return rc;
 }

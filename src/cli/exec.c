@@ -79,6 +79,12 @@ int cmd_exec(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 
+	/* A terminal session reads keys; piped input would race the shell's
+	 * switch to raw mode and lose its end (bash then waits forever). */
+	if (exec_args.options.tty && interactive && !isatty(STDIN_FILENO)) {
+		cli_error("the input is not a terminal, and -t with -i needs one; drop -t to pipe input");
+		return CLI_EXIT_USAGE;
+	}
 	if (msb_connect(name, &client, &err) < 0) {
 		cli_error("%s", err.message);
 		return CLI_EXIT_ERROR;

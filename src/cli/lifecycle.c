@@ -1,4 +1,5 @@
 /* msb create, start, stop, kill and rm. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,7 +35,8 @@ int cmd_create(int argc, char **argv)
 		{ "memory", required_argument, NULL, 'm' },       { "disk", required_argument, NULL, 'd' },
 		{ "env", required_argument, NULL, 'e' },          { "workdir", required_argument, NULL, 'w' },
 		{ "idle-timeout", required_argument, NULL, 'I' }, { "max-duration", required_argument, NULL, 'M' },
-		{ "boot-timeout", required_argument, NULL, 'b' }, { "help", no_argument, NULL, 'h' },
+		{ "boot-timeout", required_argument, NULL, 'b' }, { "volume", required_argument, NULL, 'v' },
+		{ "tmpfs", required_argument, NULL, 'T' },        { "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *env[CLI_MAX_ENV + 1] = { NULL };
@@ -107,9 +109,10 @@ int cmd_create(int argc, char **argv)
 		cli_error("%s", err.message);
 		return CLI_EXIT_USAGE;
 	}
+	cli_cancel_on_signals();
 	if (msb_sandbox_create(&o, &sb, &err) < 0) {
 		cli_error("%s", err.message);
-		return CLI_EXIT_ERROR;
+		return err.code == -ECANCELED ? CLI_EXIT_INTERRUPTED : CLI_EXIT_ERROR;
 	}
 	printf("%s\n", msb_sandbox_name(sb));
 	msb_sandbox_free(sb);
@@ -180,6 +183,7 @@ static int act(const char *name, enum lifecycle_action action, unsigned timeout_
 	if (rc == 0) {
 		switch (action) {
 		case ACTION_START:
+			cli_cancel_on_signals();
 			rc = msb_sandbox_start(sb, timeout_s, &err);
 			break;
 		case ACTION_STOP:
@@ -196,7 +200,7 @@ static int act(const char *name, enum lifecycle_action action, unsigned timeout_
 	}
 	if (rc < 0) {
 		cli_error("%s", err.message);
-		return CLI_EXIT_ERROR;
+		return rc == -ECANCELED ? CLI_EXIT_INTERRUPTED : CLI_EXIT_ERROR;
 	}
 	return 0;
 }

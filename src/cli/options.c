@@ -1,5 +1,6 @@
 /* Option values shared by several commands. */
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,4 +138,22 @@ int cli_exec_option(struct cli_exec_args *a, int c, const char *arg)
 		return 0;
 	}
 	return rc < 0 ? rc : 1;
+}
+
+static void on_cancel_signal(int sig)
+{
+	msb_cancel();
+}
+
+void cli_cancel_on_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	/* No SA_RESTART: the wait for a boot must see EINTR. */
+	sa.sa_handler = on_cancel_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 }

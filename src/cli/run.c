@@ -1,7 +1,9 @@
 /* msb run: a command in a new sandbox that is removed when it ends. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -109,12 +111,17 @@ int cmd_run(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 
+	cli_cancel_on_signals();
 	if (msb_sandbox_create(&sopt, &sb, &err) < 0) {
 		cli_error("%s", err.message);
-		return CLI_EXIT_ERROR;
+		return err.code == -ECANCELED ? CLI_EXIT_INTERRUPTED : CLI_EXIT_ERROR;
 	}
 	if (msb_connect(msb_sandbox_name(sb), &client, &err) == 0) {
-		exit_code = cli_session_run(client, argv[optind], argv + optind + 1, &exec_args.options, true);
+		/* With -t and no terminal to read keys from, the command gets
+		 * no stdin, as with `docker run -t`. */
+		bool forward = !exec_args.options.tty || isatty(STDIN_FILENO);
+
+		exit_code = cli_session_run(client, argv[optind], argv + optind + 1, &exec_args.options, forward);
 	} else {
 		cli_error("%s", err.message);
 		exit_code = CLI_EXIT_ERROR;

@@ -237,8 +237,9 @@ int cli_session_run(msb_client *client, const char *cmd, char *const *args, cons
 	restore_terminal();
 
 	if (rc == -ETIMEDOUT && s.give_up_signal) {
-		cli_error("the command did not end after %s; leaving it running in the sandbox",
-			  strsignal(s.give_up_signal));
+		cli_error("the command did not end within %d s of SIG%s; no longer waiting for it (it may still run "
+			  "in the sandbox)",
+			  SIGNAL_GRACE_MS / 1000, sigabbrev_np(s.give_up_signal));
 		exit_code = 128 + s.give_up_signal;
 	} else if (rc < 0) {
 		cli_error("%s", err.message);

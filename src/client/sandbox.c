@@ -43,6 +43,12 @@ struct msb_sandbox {
 };
 
 static const char *runtime_override;
+static volatile sig_atomic_t cancel_requested;
+
+void msb_cancel(void)
+{
+	cancel_requested = 1;
+}
 
 void msb_set_runtime_path(const char *path)
 {
@@ -140,11 +146,18 @@ static int wait_ready(msb_sandbox *sb, int fd, unsigned timeout_s, msb_error *er
 		int64_t left = deadline - now_ms();
 		ssize_t n;
 
+		if (cancel_requested)
+			return err_set(err, -ECANCELED, "interrupted while sandbox %s was booting", sb->name);
 		if (left <= 0)
 			return err_set(err, -ETIMEDOUT, "sandbox %s did not report within %u s; see %s/runtime.log",
 				       sb->name, timeout_s + READY_WAIT_MARGIN_S, sb->dir);
-		if (poll(&p, 1, (int)left) < 0 && errno != EINTR)
+		if (poll(&p, 1, (int)left) < 0) {
+			if (errno == EINTR)
+				continue;
 			return err_sys(err, -errno, "wait for sandbox %s", sb->name);
+		}
+		if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
 		n = read(fd, line + len, sizeof(line) - 1 - len);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
@@ -235,6 +248,28 @@ static int pack_env(const char *const *env, char **out, size_t *out_len, msb_err
 	return 0;
 }
 
+/* After a failed start: a row that no sandbox process claimed (the runtime
+ * could not even be executed) would stay "creating" for ever; an
+ * ephemeral one goes away, any other is marked as a boot failure. */
+static void abandon_unclaimed(const char *name, bool ephemeral)
+{
+	struct sandbox_record rec;
+	struct index *idx;
+
+	if (index_open(&idx, NULL) < 0)
+		return;
+	if (index_get(idx, name, &rec, NULL) == 0) {
+		if (strcmp(rec.state, STATE_CREATING) == 0 && rec.pid == 0) {
+			if (ephemeral)
+				index_delete(idx, name, NULL);
+			else
+				index_set_state(idx, name, STATE_CRASHED, REASON_BOOT_FAILURE, NULL);
+		}
+		index_record_free(&rec);
+	}
+	index_close(idx);
+}
+
 /* Checks and stores the mounts as the index keeps them. */
 static int pack_mounts(const msb_sandbox_options *o, char **out, msb_error *err)
 {
@@ -317,8 +352,15 @@ int msb_sandbox_create(const msb_sandbox_options *options, msb_sandbox **out, ms
 	/* A directory left by an earlier sandbox of this name holds nothing
 	 * of this one. */
 	files_remove_tree(sb->dir);
+	cancel_requested = 0;
 	rc = spawn(sb, o->ephemeral, o->boot_timeout_s ? o->boot_timeout_s : DEFAULT_BOOT_TIMEOUT_S, err);
+	if (rc == -ECANCELED) {
+		/* Never usable: nothing of it should stay. */
+		msb_sandbox_remove(sb, true, NULL);
+		err_set(err, rc, "interrupted; sandbox %s was stopped and removed", sb->name);
+	}
 	if (rc < 0) {
+		abandon_unclaimed(sb->name, o->ephemeral);
 		msb_sandbox_free(sb);
 		return rc;
 	}
@@ -368,7 +410,14 @@ int msb_sandbox_start(msb_sandbox *sb, unsigned boot_timeout_s, msb_error *err)
 	index_close(idx);
 	if (rc < 0)
 		return rc;
-	return spawn(sb, false, boot_timeout_s ? boot_timeout_s : DEFAULT_BOOT_TIMEOUT_S, err);
+	cancel_requested = 0;
+	rc = spawn(sb, false, boot_timeout_s ? boot_timeout_s : DEFAULT_BOOT_TIMEOUT_S, err);
+	if (rc == -ECANCELED) {
+		msb_sandbox_kill(sb, NULL);
+		abandon_unclaimed(sb->name, false);
+		err_set(err, rc, "interrupted; sandbox %s was stopped", sb->name);
+	}
+	return rc;
 }
 
 const char *msb_sandbox_name(const msb_sandbox *sb)
@@ -570,8 +619,51 @@ int msb_volume_create(const char *name, msb_error *err)
 	return volumes_create(name, err);
 }
 
+/* The sandboxes whose mounts include path, comma-separated into out. */
+static void sandboxes_mounting(const char *path, char *out, size_t len)
+{
+	struct sandbox_record *recs;
+	struct mount_spec *specs = calloc(MOUNTS_MAX, sizeof(*specs));
+	struct index *idx;
+	size_t n, n_specs, used = 0;
+
+	out[0] = 0;
+	if (!specs || index_open(&idx, NULL) < 0) {
+		free(specs);
+		return;
+	}
+	if (index_list(idx, &recs, &n, NULL) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			if (mounts_deserialize(recs[i].mounts ? recs[i].mounts : "", specs, MOUNTS_MAX, &n_specs,
+					       NULL) < 0)
+				continue;
+			for (size_t j = 0; j < n_specs; j++) {
+				if (specs[j].kind == MOUNT_DIR && strcmp(specs[j].source, path) == 0) {
+					used += (size_t)snprintf(out + used, used < len ? len - used : 0, "%s%s",
+								 used ? ", " : "", recs[i].name);
+					break;
+				}
+			}
+		}
+		index_free_records(recs, n);
+	}
+	index_close(idx);
+	free(specs);
+}
+
 int msb_volume_remove(const char *name, msb_error *err)
 {
+	char path[PATH_MAX], users[1024];
+	int rc = volumes_path(name, path, sizeof(path), err);
+
+	if (rc < 0)
+		return rc;
+	/* As with container volumes: in use means mounted by any sandbox,
+	 * running or not, since a stopped one mounts it again at start. */
+	sandboxes_mounting(path, users, sizeof(users));
+	if (users[0])
+		return err_set(err, -EBUSY, "volume %s is mounted by sandbox %s; remove %s first", name, users,
+			       strchr(users, ',') ? "those sandboxes" : "that sandbox");
 	return volumes_remove(name, err);
 }
 

@@ -211,6 +211,11 @@ int shares_start(const char *dir, const struct mount_spec *m, size_t n, struct s
 	if (access(SHARES_VIRTIOFSD, X_OK) < 0)
 		return err_sys(err, -errno, "%s (from Debian's qemu-system-common) is needed for -v mounts",
 			       SHARES_VIRTIOFSD);
+	/* Sources can vanish between create and start; say which, here,
+	 * rather than through a failed bind mount in virtiofsd's log. */
+	for (size_t i = 0; i < n; i++)
+		if (m[i].kind != MOUNT_TMPFS && access(m[i].source, F_OK) < 0)
+			return err_sys(err, -errno, "mount source %s (for %s)", m[i].source, m[i].guest);
 	snprintf(staging, sizeof(staging), "%s/shares", dir);
 	snprintf(out->socket_path, sizeof(out->socket_path), "%s/virtiofs.sock", dir);
 	snprintf(log_path, sizeof(log_path), "%s/virtiofsd.log", dir);

@@ -450,6 +450,281 @@ test_usage_errors() {
 	pass $name
 }
 
+# Starts `msb cp ARGS...` in the background, with stdout and stderr in
+# $work/out and $work/err; sets cp_pid. Job control is on while it starts
+# because a script's background jobs otherwise ignore SIGINT.
+cp_start() {
+	set -m
+	"$MSB" cp "$@" >"$work/out" 2>"$work/err" &
+	cp_pid=$!
+	set +m
+}
+
+# Succeeds while process $1 runs and has not exited yet.
+running() {
+	[ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"
+}
+
+# Succeeds once process $1 has read at least 1 MiB of the host file $2,
+# which is past any tar header and one chunk of data.
+has_read_mib() {
+	local fd pos
+
+	for fd in /proc/"$1"/fd/*; do
+		if [ "$(readlink "$fd" 2>/dev/null)" = "$2" ]; then
+			pos=$(awk '/^pos:/ { print $2 }' "/proc/$1/fdinfo/${fd##*/}" 2>/dev/null)
+			[ "${pos:-0}" -ge $((1024 * 1024)) ]
+			return
+		fi
+	done
+	return 1
+}
+
+# Succeeds once the host directory $1 has a file of more than 1 MiB named
+# $2 or named as a temporary file of $2.
+has_written_mib() {
+	[ -n "$(find "$1" -maxdepth 1 \( -name "$2" -o -name ".$2.msb-partial-*" \) -size +1M 2>/dev/null)" ]
+}
+
+# Sends SIGINT to cp_pid once the command "$@" succeeds, which shows that
+# data is being copied, then waits for the copy to end; sets status. Sets
+# status to "ended" when the copy ended before the command succeeded, and
+# kills it with status 124 when it runs longer than $MSB_TIMEOUT_S s.
+interrupt_copy() {
+	local deadline=$((SECONDS + MSB_TIMEOUT_S))
+
+	until "$@"; do
+		if ! running "$cp_pid"; then
+			wait "$cp_pid"
+			status=ended
+			return
+		fi
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			kill -KILL "$cp_pid"
+			wait "$cp_pid"
+			status=124
+			return
+		fi
+		sleep 0.01
+	done
+	kill -INT "$cp_pid"
+	wait "$cp_pid"
+	status=$?
+}
+
+# Reports NAME as skipped and returns non-zero when the copy ended before
+# interrupt_copy saw data moving.
+copy_was_interrupted() {
+	if [ "$status" = ended ]; then
+		echo "# skipped $1: the copy ended before data was seen moving; stderr: $(show "$work/err")"
+		return 1
+	fi
+	return 0
+}
+
+# Checks the exit of an interrupted copy: fails NAME unless it exited with
+# status 130 and reported the interruption on stderr, else passes it.
+expect_interrupted_exit() {
+	local name=$1
+
+	expect_status "$name" 130 || return
+	if ! grep -q 'interrupted by signal 2' "$work/err"; then
+		fail "$name" "stderr does not report the interruption: $(show "$work/err")"
+		return
+	fi
+	pass "$name"
+}
+
+# Prints the temporary files of msb cp left below a host directory.
+host_partials() {
+	find "$1" -name '*.msb-partial-*'
+}
+
+# Prints the temporary files of msb cp left below a guest directory.
+guest_partials() {
+	guest find "$1" -name '*.msb-partial-*'
+}
+
+# Prints the SHA-256 of a host file.
+host_sha() {
+	sha256sum <"$1" | cut -d' ' -f1
+}
+
+# Prints the SHA-256 of a guest file, or "missing".
+# shellcheck disable=SC2016 # expanded by the guest's shell
+guest_sha() {
+	guest sh -c 'if [ -e "$1" ]; then sha256sum <"$1" | cut -d" " -f1; else echo missing; fi' sh "$1"
+}
+
+# Large enough that data still moves when interrupt_copy sees it start:
+# about a second at the 60 MB/s that msb cp reached on a development
+# machine. A copy that ends before the signal is reported as skipped.
+INTERRUPT_BYTES=$((64 * 1024 * 1024))
+
+test_interrupt_to_guest() {
+	local name want got leftover
+
+	head -c "$INTERRUPT_BYTES" /dev/urandom >"$work/int.bin"
+	guest sh -c 'mkdir -p /tmp/int && echo old >/tmp/int/old.bin'
+	want=$(guest_sha /tmp/int/old.bin)
+
+	name=interrupt_to_guest_new
+	cp_start "$work/int.bin" "$SB:/tmp/int/new.bin"
+	interrupt_copy has_read_mib "$cp_pid" "$work/int.bin"
+	if ! copy_was_interrupted $name; then
+		:
+	elif guest test -e /tmp/int/new.bin; then
+		fail $name "/tmp/int/new.bin exists in the guest after the interrupted copy"
+	else
+		expect_interrupted_exit $name
+	fi
+
+	name=interrupt_to_guest_existing
+	cp_start "$work/int.bin" "$SB:/tmp/int/old.bin"
+	interrupt_copy has_read_mib "$cp_pid" "$work/int.bin"
+	got=$(guest_sha /tmp/int/old.bin)
+	if ! copy_was_interrupted $name; then
+		:
+	elif [ "$got" != "$want" ]; then
+		fail $name "/tmp/int/old.bin lost its old content: SHA-256 $got, expected $want"
+	else
+		expect_interrupted_exit $name
+	fi
+
+	name=interrupt_tar_in_existing
+	tar -C "$work" -cf "$work/int.tar" int.bin
+	guest sh -c 'echo old >/tmp/int/int.bin'
+	cp_start - "$SB:/tmp/int" <"$work/int.tar"
+	interrupt_copy has_read_mib "$cp_pid" "$work/int.tar"
+	got=$(guest_sha /tmp/int/int.bin)
+	if ! copy_was_interrupted $name; then
+		:
+	elif [ "$got" != "$want" ]; then
+		fail $name "/tmp/int/int.bin lost its old content: SHA-256 $got, expected $want"
+	else
+		expect_interrupted_exit $name
+	fi
+
+	name=interrupt_to_guest_cleans_up
+	leftover=$(guest_partials /tmp/int)
+	if [ -n "$leftover" ]; then
+		fail $name "temporary files were left in the guest: $leftover"
+	else
+		pass $name
+	fi
+}
+
+test_interrupt_to_host() {
+	local name want got leftover
+
+	cp_msb "$work/int.bin" "$SB:/tmp/int/src.bin"
+	expect_status interrupt_to_host 0 || return
+	mkdir "$work/int"
+	echo old >"$work/int/old.bin"
+	want=$(host_sha "$work/int/old.bin")
+
+	name=interrupt_to_host_new
+	cp_start "$SB:/tmp/int/src.bin" "$work/int/new.bin"
+	interrupt_copy has_written_mib "$work/int" new.bin
+	if ! copy_was_interrupted $name; then
+		:
+	elif [ -e "$work/int/new.bin" ]; then
+		fail $name "$work/int/new.bin exists after the interrupted copy"
+	else
+		expect_interrupted_exit $name
+	fi
+
+	name=interrupt_to_host_existing
+	cp_start "$SB:/tmp/int/src.bin" "$work/int/old.bin"
+	interrupt_copy has_written_mib "$work/int" old.bin
+	got=$(host_sha "$work/int/old.bin")
+	if ! copy_was_interrupted $name; then
+		:
+	elif [ "$got" != "$want" ]; then
+		fail $name "$work/int/old.bin lost its old content: SHA-256 $got, expected $want"
+	else
+		expect_interrupted_exit $name
+	fi
+
+	name=interrupt_to_host_cleans_up
+	leftover=$(host_partials "$work/int")
+	if [ -n "$leftover" ]; then
+		fail $name "temporary files were left on the host: $leftover"
+	else
+		pass $name
+	fi
+	guest rm -f /tmp/int/src.bin
+	rm -f "$work/int.bin" "$work/int.tar"
+}
+
+# A completed copy replaces an existing file in each direction, and a
+# host symlink in the way is replaced, not written through.
+test_replace_existing() {
+	local name=replace_existing
+	local want got leftover
+
+	printf 'new content\n' >"$work/rep.txt"
+	chmod 0640 "$work/rep.txt"
+	want=$(host_sha "$work/rep.txt")
+	guest sh -c 'mkdir -p /tmp/rep && echo old >/tmp/rep/rep.txt && echo old >/tmp/rep/tar.txt'
+
+	cp_msb "$work/rep.txt" "$SB:/tmp/rep/rep.txt"
+	expect_status $name 0 || return
+	got=$(guest_sha /tmp/rep/rep.txt)
+	if [ "$got" != "$want" ]; then
+		fail $name "/tmp/rep/rep.txt in the guest has SHA-256 $got, expected $want"
+		return
+	fi
+	got=$(guest stat -c %a /tmp/rep/rep.txt)
+	if [ "$got" != 640 ]; then
+		fail $name "/tmp/rep/rep.txt in the guest has mode $got, expected 640"
+		return
+	fi
+
+	cp -p "$work/rep.txt" "$work/tar.txt"
+	tar -C "$work" -cf "$work/rep.tar" tar.txt
+	cp_msb - "$SB:/tmp/rep" <"$work/rep.tar"
+	expect_status $name 0 || return
+	got=$(guest_sha /tmp/rep/tar.txt)
+	if [ "$got" != "$want" ]; then
+		fail $name "/tmp/rep/tar.txt in the guest has SHA-256 $got, expected $want"
+		return
+	fi
+	leftover=$(guest_partials /tmp/rep)
+	if [ -n "$leftover" ]; then
+		fail $name "temporary files were left in the guest: $leftover"
+		return
+	fi
+
+	mkdir "$work/rep"
+	echo old >"$work/rep/rep.txt"
+	echo elsewhere >"$work/rep.target"
+	ln -s "$work/rep.target" "$work/rep/link.txt"
+	cp_msb "$SB:/tmp/rep/rep.txt" "$work/rep/rep.txt"
+	expect_status $name 0 || return
+	cp_msb "$SB:/tmp/rep/rep.txt" "$work/rep/link.txt"
+	expect_status $name 0 || return
+	got=$(host_sha "$work/rep/rep.txt")
+	if [ "$got" != "$want" ]; then
+		fail $name "$work/rep/rep.txt has SHA-256 $got, expected $want"
+		return
+	fi
+	if [ -L "$work/rep/link.txt" ] || [ "$(host_sha "$work/rep/link.txt")" != "$want" ]; then
+		fail $name "$work/rep/link.txt was not replaced by a copy of the guest file"
+		return
+	fi
+	if [ "$(cat "$work/rep.target")" != elsewhere ]; then
+		fail $name "the copy was written through the symlink $work/rep/link.txt"
+		return
+	fi
+	leftover=$(host_partials "$work/rep")
+	if [ -n "$leftover" ]; then
+		fail $name "temporary files were left on the host: $leftover"
+		return
+	fi
+	pass $name
+}
+
 # Runs `msb cp ARGS...` in the background and samples its peak resident
 # memory; sets status and peak_kib.
 cp_sampled() {
@@ -561,6 +836,9 @@ test_host_link_not_followed
 test_guest_disk_full
 test_guest_read_error
 test_usage_errors
+test_interrupt_to_guest
+test_interrupt_to_host
+test_replace_existing
 test_big_file_memory
 echo "# the cases took $((($(date +%s%N) - suite_start) / 1000000)) ms"
 
