@@ -23,13 +23,38 @@ static int check_path(const char *path, const char *what, msb_error *err)
 	return 0;
 }
 
+/* Guest directories the agent itself mounts; a share over them would hide
+ * what the guest needs to run. */
+static const char *const reserved_guest_dirs[] = { "/proc", "/sys", "/dev", "/run/msb" };
+
+static bool is_under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return strncmp(path, dir, n) == 0 && (path[n] == 0 || path[n] == '/');
+}
+
 static int check_guest(const char *guest, const char *arg, msb_error *err)
 {
 	if (guest[0] != '/')
 		return err_set(err, -EINVAL, "invalid mount \"%s\": the guest path must be absolute", arg);
 	if (strcmp(guest, "/") == 0)
 		return err_set(err, -EINVAL, "invalid mount \"%s\": cannot mount over the guest's root", arg);
+	for (size_t i = 0; i < sizeof(reserved_guest_dirs) / sizeof(reserved_guest_dirs[0]); i++)
+		if (is_under(guest, reserved_guest_dirs[i]))
+			return err_set(err, -EINVAL, "invalid mount \"%s\": %s belongs to the guest system", arg,
+				       reserved_guest_dirs[i]);
 	return check_path(guest, "guest path", err);
+}
+
+int mounts_check_distinct(const struct mount_spec *m, size_t n, msb_error *err)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = i + 1; j < n; j++)
+			if (strcmp(m[i].guest, m[j].guest) == 0)
+				return err_set(err, -EINVAL, "two mounts at %s in the guest; give each its own path",
+					       m[i].guest);
+	return 0;
 }
 
 int volumes_path(const char *name, char *out, size_t len, msb_error *err)
@@ -94,7 +119,13 @@ int mounts_parse_volume(const char *arg, struct mount_spec *out, msb_error *err)
 	snprintf(out->guest, sizeof(out->guest), "%s", guest);
 
 	if (!strchr(source, '/') && strcmp(source, ".") != 0 && strcmp(source, "..") != 0) {
-		/* A named volume. */
+		/* A named volume; but a file or directory of that name here was
+		 * most likely meant. */
+		if (access(source, F_OK) == 0)
+			return err_set(err, -EINVAL,
+				       "\"%s\" in \"%s\" names a volume, and a file of that name is here; write ./%s "
+				       "to share the file",
+				       source, arg, source);
 		rc = volumes_create(source, err);
 		if (rc == 0)
 			rc = volumes_path(source, out->source, sizeof(out->source), err);

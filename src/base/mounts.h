@@ -34,6 +34,9 @@ int mounts_parse_volume(const char *arg, struct mount_spec *out, msb_error *err)
 /* Parses --tmpfs GUEST_PATH[:size=MIB]. */
 int mounts_parse_tmpfs(const char *arg, struct mount_spec *out, msb_error *err);
 
+/* Rejects two mounts at one guest path. */
+int mounts_check_distinct(const struct mount_spec *m, size_t n, msb_error *err);
+
 /* One line per mount: "kind TAB source TAB guest TAB ro|rw TAB size". */
 int mounts_serialize(const struct mount_spec *m, size_t n, char **out, msb_error *err);
 int mounts_deserialize(const char *text, struct mount_spec *m, size_t max, size_t *n, msb_error *err);

@@ -16,9 +16,13 @@ int cmd_doctor(int argc, char **argv)
 	msb_error err;
 	int problems = 0;
 
-	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		puts("usage: msb doctor\n\nShows the accelerator msb would use and why, and checks the guest assets.");
-		return 0;
+	if (argc > 1) {
+		bool help = strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0;
+
+		fputs("usage: msb doctor\n\nShows the accelerator msb would use and why, and checks the guest "
+		      "assets.\n",
+		      help ? stdout : stderr);
+		return help ? 0 : CLI_EXIT_USAGE;
 	}
 
 	if (engine_qemu.describe(engine, sizeof(engine), &err) == 0) {

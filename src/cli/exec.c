@@ -74,6 +74,12 @@ int cmd_exec(int argc, char **argv)
 		cli_error("usage: msb exec [OPTIONS] NAME -- CMD [ARGS...]");
 		return CLI_EXIT_USAGE;
 	}
+	if (argv[optind - 1] != NULL && strcmp(argv[optind - 1], "--") != 0 && argv[optind][0] == '-') {
+		/* `msb exec NAME -e A=1 -- cmd` would run "-e". */
+		cli_error("\"%s\" after the sandbox name: options go before NAME, the command after \"--\"",
+			  argv[optind]);
+		return CLI_EXIT_USAGE;
+	}
 	if (msb_exec_validate(argv[optind], (const char *const *)argv + optind + 1, &exec_args.options, &err) < 0) {
 		cli_error("%s", err.message);
 		return CLI_EXIT_USAGE;

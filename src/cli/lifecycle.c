@@ -28,6 +28,23 @@ static const char create_usage[] =
 	"  --max-duration SECS    stop SECS after boot, busy or not\n"
 	"  --boot-timeout SECS    how long the guest may take to boot (default: 60)\n";
 
+/* The workdir is checked only in the guest, when an exec starts; warn at
+ * once when every exec would fail. */
+static void warn_missing_workdir(const char *name, const char *workdir)
+{
+	msb_file_info info;
+	msb_client *c;
+	msb_error err;
+
+	if (!workdir || msb_connect(name, &c, NULL) < 0)
+		return;
+	if (msb_fs_stat(c, workdir, true, &info, &err) < 0)
+		fprintf(stderr, "msb: warning: workdir %s: %s; execs fail until it exists\n", workdir, err.message);
+	else if (strcmp(info.kind, "dir") != 0)
+		fprintf(stderr, "msb: warning: workdir %s is not a directory; execs fail until it is\n", workdir);
+	msb_disconnect(c);
+}
+
 int cmd_create(int argc, char **argv)
 {
 	static const struct option long_options[] = {
@@ -114,6 +131,7 @@ int cmd_create(int argc, char **argv)
 		cli_error("%s", err.message);
 		return err.code == -ECANCELED ? CLI_EXIT_INTERRUPTED : CLI_EXIT_ERROR;
 	}
+	warn_missing_workdir(msb_sandbox_name(sb), o.workdir);
 	printf("%s\n", msb_sandbox_name(sb));
 	msb_sandbox_free(sb);
 	return 0;
@@ -129,7 +147,7 @@ static const char *single_name(int argc, char **argv, const char *usage, const s
 	while ((c = getopt_long(argc, argv, "fh", options, NULL)) != -1) {
 		switch (c) {
 		case 't':
-			if (cli_parse_unsigned(optarg, "--timeout", 0, 86400, timeout_s) < 0)
+			if (cli_parse_unsigned(optarg, "--timeout", 1, 86400, timeout_s) < 0)
 				return NULL;
 			break;
 		case 'f':

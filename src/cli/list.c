@@ -33,10 +33,13 @@ int cmd_ls(int argc, char **argv)
 	size_t n;
 	msb_error err;
 
-	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		puts("usage: msb ls\n\nLists sandboxes: name, state (and why a stopped one stopped), image,\n"
-		     "cpus, memory, uptime and accelerator.");
-		return 0;
+	if (argc > 1) {
+		bool help = strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0;
+
+		fputs("usage: msb ls\n\nLists sandboxes: name, state (and why a stopped one stopped), image,\n"
+		      "cpus, memory, uptime and accelerator.\n",
+		      help ? stdout : stderr);
+		return help ? 0 : CLI_EXIT_USAGE;
 	}
 	if (msb_list(&list, &n, &err) < 0) {
 		cli_error("%s", err.message);

@@ -1,5 +1,6 @@
 /* msb: command-line entry point. */
 #include <limits.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -68,15 +69,30 @@ int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
 
+	/* `msb help COMMAND` is `msb COMMAND --help`. */
+	if (cmd && strcmp(cmd, "help") == 0 && argc > 2) {
+		char *help_argv[] = { argv[2], "--help", NULL };
+
+		for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+			if (strcmp(argv[2], commands[i].name) == 0)
+				return commands[i].run(2, help_argv);
+	}
 	if (!cmd || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
 		fputs(usage, cmd ? stdout : stderr);
 		return cmd ? 0 : CLI_EXIT_USAGE;
 	}
+	if (getenv("MSB_ACCEL") && *getenv("MSB_ACCEL") && strcmp(getenv("MSB_ACCEL"), "kvm") != 0 &&
+	    strcmp(getenv("MSB_ACCEL"), "tcg") != 0)
+		cli_error("warning: MSB_ACCEL=%s is ignored; use kvm or tcg", getenv("MSB_ACCEL"));
 	msb_set_runtime_path(cli_self_path());
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(cmd, commands[i].name) == 0)
 			return commands[i].run(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+		if (argc > 2 && strcmp(argv[2], "--help") == 0) {
+			puts("usage: msb version\n\nPrints the version of msb.");
+			return 0;
+		}
 		printf("msb %s\n", MSB_VERSION);
 		return 0;
 	}

@@ -49,7 +49,7 @@ static int read_some(msb_client *c, msb_error *err)
 	return (int)n;
 }
 
-/* Waits up to the deadline until buffered input holds want bytes. */
+/* Waits up to the deadline until the buffered input contains want bytes. */
 static int read_until(msb_client *c, size_t want, int64_t deadline, msb_error *err)
 {
 	while (buf_pending(&c->in) < want) {
@@ -152,6 +152,30 @@ int msb_connect_path(const char *socket_path, msb_client **out, msb_error *err)
 	return 0;
 }
 
+/* Says why there is no socket: no such sandbox, or its state. */
+static int not_running(const char *name, msb_error *err)
+{
+	struct sandbox_record rec;
+	struct index *idx;
+	int rc;
+
+	if (index_open(&idx, NULL) < 0)
+		return err_set(err, -ENOENT, "sandbox %s is not running", name);
+	rc = index_get(idx, name, &rec, NULL);
+	if (rc == 0)
+		index_reconcile(idx, &rec);
+	index_close(idx);
+	if (rc < 0)
+		return err_set(err, -ENOENT, "no sandbox named %s; `msb ls` lists them", name);
+	if (strcmp(rec.state, STATE_STOPPED) == 0 || strcmp(rec.state, STATE_CRASHED) == 0)
+		rc = err_set(err, -ENOTCONN, "sandbox %s is %s%s%s%s; start it with `msb start %s`", name, rec.state,
+			     rec.stop_reason[0] ? " (" : "", rec.stop_reason, rec.stop_reason[0] ? ")" : "", name);
+	else
+		rc = err_set(err, -ENOTCONN, "sandbox %s is %s, not running", name, rec.state);
+	index_record_free(&rec);
+	return rc;
+}
+
 /* The sandbox's environment and working directory apply to every exec. */
 static void load_defaults(msb_client *c, const char *name)
 {
@@ -180,8 +204,7 @@ int msb_connect(const char *name, msb_client **out, msb_error *err)
 		return rc;
 	home_path(path, sizeof(path), "sandboxes/%s/agent.sock", name);
 	if (access(path, F_OK) < 0)
-		return err_set(err, -ENOENT, "sandbox %s is not running (no %s); `msb ls` shows its state", name,
-			       path);
+		return not_running(name, err);
 	rc = msb_connect_path(path, out, err);
 	if (rc == 0)
 		load_defaults(*out, name);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -292,6 +293,8 @@ static int pack_mounts(const msb_sandbox_options *o, char **out, msb_error *err)
 			rc = mounts_parse_tmpfs(*t, &specs[n++], err);
 	}
 	if (rc == 0)
+		rc = mounts_check_distinct(specs, n, err);
+	if (rc == 0)
 		rc = mounts_serialize(specs, n, out, err);
 	free(specs);
 	return rc;
@@ -314,6 +317,15 @@ int msb_sandbox_create(const msb_sandbox_options *options, msb_sandbox **out, ms
 		snprintf(name, sizeof(name), "%s", o->name);
 	} else {
 		generate_name(name, sizeof(name));
+	}
+	{
+		char socket_path[PATH_MAX];
+
+		home_path(socket_path, sizeof(socket_path), "sandboxes/%s/virtiofs.sock", name);
+		if (strlen(socket_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+			return err_set(err, -ENAMETOOLONG,
+				       "the sandbox's socket path %s is over %zu bytes; use a shorter MSB_HOME or name",
+				       socket_path, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 	}
 	if (o->workdir && o->workdir[0] != '/')
 		return err_set(err, -EINVAL, "invalid workdir \"%s\": it must be an absolute path in the guest",

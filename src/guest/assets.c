@@ -158,6 +158,27 @@ static int write_initramfs(const char *path, const char *modules_dir, char **nam
 	return 0;
 }
 
+/* Each agent or kernel change composes a new initramfs; the old ones are
+ * of no further use (QEMU reads the file only when it starts). */
+static void remove_other_initramfs(const char *dir, const char *keep)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		char path[PATH_MAX + 256];
+		size_t len = strlen(e->d_name);
+
+		if (len < 5 || strcmp(e->d_name + len - 5, ".cpio") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (strcmp(path, keep) != 0)
+			unlink(path);
+	}
+	if (d)
+		closedir(d);
+}
+
 int assets_prepare_initramfs(struct guest_assets *a, msb_error *err)
 {
 	size_t agent_len = (size_t)(msb_agent_blob_end - msb_agent_blob);
@@ -196,5 +217,7 @@ int assets_prepare_initramfs(struct guest_assets *a, msb_error *err)
 	}
 	rc = write_initramfs(a->initramfs, a->modules_dir, names, n, err);
 	free_names(names, n);
+	if (rc == 0)
+		remove_other_initramfs(dir, a->initramfs);
 	return rc;
 }

@@ -62,7 +62,9 @@ bool boot_error_kernel_reason(const char *kernel_log, char *out, size_t out_len,
 			*stage = "kernel";
 			break;
 		}
-		if (strstr(line, "msb-agentd:")) {
+		/* The agent's first error is the cause; the later ones
+		 * ("boot failed: ...") only repeat it. */
+		if (strstr(line, "msb-agentd:") && !best) {
 			best = line;
 			*stage = "agent";
 		}

@@ -14,7 +14,7 @@
 
 int boot_error_write(const char *dir, const char *kernel_log, const char *stage, int err, const char *message);
 /* Finds the most telling line of a kernel log: a panic, else the agent's
- * last error. Sets *stage to "kernel" or "agent". */
+ * first error. Sets *stage to "kernel" or "agent". */
 bool boot_error_kernel_reason(const char *kernel_log, char *out, size_t out_len, const char **stage);
 
 #endif

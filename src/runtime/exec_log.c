@@ -17,6 +17,7 @@
 
 struct exec_log_session {
 	uint32_t id;
+	uint64_t seq;
 	bool tty;
 	uint8_t carry[2][UTF8_CARRY_MAX]; /* per stream: stdout, stderr */
 	size_t carry_len[2];
@@ -27,6 +28,7 @@ struct exec_log_session {
 struct exec_log {
 	struct log_file file;
 	struct exec_log_session *sessions;
+	uint64_t next_seq;
 };
 
 struct exec_log *exec_log_open(const char *path)
@@ -69,10 +71,11 @@ static struct exec_log_session *find(struct exec_log *el, uint32_t id, struct ex
 	return NULL;
 }
 
-static void write_line(struct exec_log *el, uint32_t id, const char *stream, const char *text, size_t len)
+static void write_line(struct exec_log *el, const struct exec_log_session *s, const char *stream, const char *text,
+		       size_t len)
 {
 	struct buf line;
-	char stamp[40], id_text[24];
+	char stamp[40], id_text[64];
 	struct timespec ts;
 	struct tm tm;
 	int n;
@@ -81,7 +84,7 @@ static void write_line(struct exec_log *el, uint32_t id, const char *stream, con
 	gmtime_r(&ts.tv_sec, &tm);
 	n = (int)strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(stamp + n, sizeof(stamp) - (size_t)n, ".%03ldZ", ts.tv_nsec / 1000000);
-	snprintf(id_text, sizeof(id_text), "%u", id);
+	snprintf(id_text, sizeof(id_text), "%u, \"seq\": %llu", s->id, (unsigned long long)s->seq);
 
 	buf_init(&line);
 	json_append_raw(&line, "{\"t\": ");
@@ -134,7 +137,7 @@ static void log_output(struct exec_log *el, struct exec_log_session *s, int stre
 		char note[128];
 
 		snprintf(note, sizeof(note), "%s beyond %d bytes is not logged", name, EXEC_LOG_STREAM_MAX_BYTES);
-		write_line(el, s->id, "system", note, strlen(note));
+		write_line(el, s, "system", note, strlen(note));
 		return;
 	}
 	total = carried + data.len;
@@ -147,10 +150,37 @@ static void log_output(struct exec_log *el, struct exec_log_session *s, int stre
 
 	keep = incomplete_tail(joined, total);
 	if (total > keep)
-		write_line(el, s->id, name, (const char *)joined, total - keep);
+		write_line(el, s, name, (const char *)joined, total - keep);
 	memcpy(s->carry[stream], joined + total - keep, keep);
 	s->carry_len[stream] = keep;
 	free(joined);
+}
+
+/* Appends " word", single-quoted as a shell would need it when it contains
+ * anything but plain characters, so that arguments stay distinct. */
+static void append_quoted(struct buf *b, struct span word)
+{
+	bool plain = word.len > 0;
+
+	for (size_t i = 0; i < word.len && plain; i++) {
+		uint8_t c = word.ptr[i];
+
+		plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			strchr("/._-=+:,@%", c) != NULL;
+	}
+	buf_append(b, " ", 1);
+	if (plain) {
+		buf_append(b, word.ptr, word.len);
+		return;
+	}
+	buf_append(b, "'", 1);
+	for (size_t i = 0; i < word.len; i++) {
+		if (word.ptr[i] == '\'')
+			buf_append(b, "'\\''", 4);
+		else
+			buf_append(b, &word.ptr[i], 1);
+	}
+	buf_append(b, "'", 1);
 }
 
 void exec_log_request(struct exec_log *el, const uint8_t *frame, size_t len)
@@ -172,6 +202,7 @@ void exec_log_request(struct exec_log *el, const uint8_t *frame, size_t len)
 			return;
 		}
 		s->id = m.id;
+		s->seq = ++el->next_seq;
 		s->next = el->sessions;
 		el->sessions = s;
 	}
@@ -179,13 +210,10 @@ void exec_log_request(struct exec_log *el, const uint8_t *frame, size_t len)
 
 	buf_init(&text);
 	buf_append(&text, "exec started:", 13);
-	buf_append(&text, " ", 1);
-	buf_append(&text, m.u.exec_request.cmd.ptr, m.u.exec_request.cmd.len);
-	for (size_t i = 0; i < m.u.exec_request.n_args; i++) {
-		buf_append(&text, " ", 1);
-		buf_append(&text, m.u.exec_request.args[i].ptr, m.u.exec_request.args[i].len);
-	}
-	write_line(el, m.id, "system", (const char *)buf_peek(&text), buf_pending(&text));
+	append_quoted(&text, m.u.exec_request.cmd);
+	for (size_t i = 0; i < m.u.exec_request.n_args; i++)
+		append_quoted(&text, m.u.exec_request.args[i]);
+	write_line(el, s, "system", (const char *)buf_peek(&text), buf_pending(&text));
 	buf_free(&text);
 	msg_free(&m);
 }
@@ -198,11 +226,11 @@ static void end_session(struct exec_log *el, struct exec_log_session *s, struct 
 		if (s->carry_len[stream]) {
 			const char *name = s->tty ? "output" : stream == 0 ? "stdout" : "stderr";
 
-			write_line(el, s->id, name, (const char *)s->carry[stream], s->carry_len[stream]);
+			write_line(el, s, name, (const char *)s->carry[stream], s->carry_len[stream]);
 		}
 	}
 	if (text)
-		write_line(el, s->id, "system", text, strlen(text));
+		write_line(el, s, "system", text, strlen(text));
 	*link = s->next;
 	free(s);
 }

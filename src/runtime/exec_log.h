@@ -1,7 +1,10 @@
 /* exec.log: the output of every exec session as JSON lines,
  *
- *   {"t": "2026-12-04T20:45:00.123Z", "s": "stdout", "d": "text", "id": 33554433}
+ *   {"t": "2026-12-04T20:45:00.123Z", "s": "stdout", "d": "text", "id": 33554433, "seq": 7}
  *
+ * "id" is the session's protocol id, which clients reuse; "seq" numbers
+ * the sessions of the sandbox process in the order they started, so lines
+ * of different sessions can be told apart.
  * where "s" is "stdout", "stderr", "output" (a terminal's merged output) or
  * "system" (a session's start and end markers). Output is text: a UTF-8
  * character split between two chunks is joined before it is written, and

@@ -390,8 +390,8 @@ test_exec_stopped_fails() {
 		fail $name "$(last_run), expected a prompt non-zero exit"
 	elif [ -s "$work/out" ]; then
 		fail $name "stdout is not empty: $(show "$work/out")"
-	elif ! grep -q "not running" "$work/err"; then
-		fail $name "stderr does not say the sandbox is not running: $(show "$work/err")"
+	elif ! grep -q "is stopped (stop); start it with" "$work/err"; then
+		fail $name "stderr does not say the sandbox is stopped and how to start it: $(show "$work/err")"
 	else
 		pass $name
 	fi
