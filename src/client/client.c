@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,32 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Why the sandbox closed the connection, from its state in the index: a
+ * stop records "draining" with its reason before the guest goes. */
+static int closed_error(msb_client *c, msb_error *err)
+{
+	struct sandbox_record rec;
+	struct index *idx;
+	int rc = -1;
+
+	if (c->name[0] && index_open(&idx, NULL) == 0) {
+		rc = index_get(idx, c->name, &rec, NULL);
+		index_close(idx);
+	}
+	if (rc == 0) {
+		bool stopping = strcmp(rec.state, STATE_RUNNING) != 0 && strcmp(rec.state, STATE_CREATING) != 0;
+
+		if (stopping && rec.stop_reason[0])
+			err_set(err, -EPIPE, "sandbox %s stopped (%s)", c->name, rec.stop_reason);
+		else
+			err_set(err, -EPIPE, "sandbox %s closed the connection; `msb logs %s` may say why", c->name,
+				c->name);
+		index_record_free(&rec);
+		return -EPIPE;
+	}
+	return err_set(err, -EPIPE, "the sandbox closed the connection (it stopped, or refused a client)");
+}
+
 static int read_some(msb_client *c, msb_error *err)
 {
 	ssize_t n;
@@ -43,7 +70,7 @@ static int read_some(msb_client *c, msb_error *err)
 	}
 	if (n == 0) {
 		c->closed = true;
-		return err_set(err, -EPIPE, "the sandbox closed the connection (it stopped, or refused a client)");
+		return closed_error(c, err);
 	}
 	c->in.len += (size_t)n;
 	return (int)n;
@@ -206,8 +233,10 @@ int msb_connect(const char *name, msb_client **out, msb_error *err)
 	if (access(path, F_OK) < 0)
 		return not_running(name, err);
 	rc = msb_connect_path(path, out, err);
-	if (rc == 0)
+	if (rc == 0) {
+		snprintf((*out)->name, sizeof((*out)->name), "%s", name);
 		load_defaults(*out, name);
+	}
 	return rc;
 }
 

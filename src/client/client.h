@@ -51,6 +51,8 @@ struct msb_client {
 	bool stdin_flow_control;
 	struct msb_exec *sessions;
 	struct client_call *calls;
+	/* The sandbox's name when connected by name, for messages. */
+	char name[64];
 	/* Sandbox-wide defaults of every exec, from the index. */
 	char *default_env; /* "KEY=VALUE" entries, each ending in NUL */
 	size_t default_env_len;

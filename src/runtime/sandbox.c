@@ -261,6 +261,8 @@ static void kill_now(struct sandbox *sb, const char *reason)
 	log_info("sandbox", "stopping the VM at once: %s", reason);
 	if (!sb->stop_reason)
 		sb->stop_reason = reason;
+	if (sb->phase == PHASE_RUNNING)
+		set_state(sb, STATE_DRAINING, sb->stop_reason);
 	if (sb->phase != PHASE_DONE)
 		sb->phase = PHASE_STOPPING;
 	vm_kill(sb);
