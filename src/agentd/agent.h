@@ -107,6 +107,9 @@ void exec_reap_children(struct agent *a);
 void exec_detach_range(struct agent *a, uint32_t id_start, uint32_t id_end_exclusive);
 void exec_kill_all(struct agent *a);
 void exec_free_finished(struct agent *a);
+/* Records the open file limit and umask the agent started with, which
+ * every process gets back. */
+void exec_save_default_limits(void);
 void exec_set_output_paused(struct agent *a, bool paused);
 /* Pauses or resumes the output of the sessions in [start, end). */
 void exec_set_flow(struct agent *a, uint32_t start, uint32_t end, bool paused);

@@ -405,6 +405,21 @@ oom:
 
 /* ---- The child ---- */
 
+static struct rlimit default_nofile;
+static mode_t default_umask = 022;
+
+void exec_save_default_limits(void)
+{
+	mode_t old = umask(022);
+
+	umask(old);
+	default_umask = old;
+	if (getrlimit(RLIMIT_NOFILE, &default_nofile) < 0) {
+		default_nofile.rlim_cur = 1024;
+		default_nofile.rlim_max = 4096;
+	}
+}
+
 static void child_report(int err_fd, int stage, int err, const char *path) __attribute__((noreturn));
 
 static void child_report(int err_fd, int stage, int err, const char *path)
@@ -511,6 +526,10 @@ static void run_child(const struct exec_plan *p, const struct child_fds *fds)
 	if (dup2(fds->in, 0) < 0 || dup2(fds->out, 1) < 0 || dup2(fds->err, 2) < 0)
 		child_report(fds->report, STAGE_STDIO, errno, NULL);
 
+	/* The agent raised its own limit and cleared its umask; a process
+	 * starts with those the system gave the agent. */
+	setrlimit(RLIMIT_NOFILE, &default_nofile);
+	umask(default_umask);
 	for (size_t i = 0; i < p->n_rlimits; i++)
 		if (setrlimit(p->rlimits[i].resource, &p->rlimits[i].value) < 0)
 			child_report(fds->report, STAGE_RLIMIT, errno, NULL);

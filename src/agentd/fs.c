@@ -349,6 +349,12 @@ static void close_handle(struct agent *a, struct fs_handle *target)
 static int apply_attrs(int dirfd_or_fd, const char *path, bool follow, const struct fs_attrs *at, bool by_fd)
 {
 	int flags = follow ? 0 : AT_SYMLINK_NOFOLLOW;
+	struct stat st;
+
+	/* A symlink has no mode or size of its own; rather than change its
+	 * target's when asked not to follow, say so. */
+	if (!by_fd && !follow && (at->mode.set || at->size.set) && lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+		return -EOPNOTSUPP;
 
 	if (at->uid.set || at->gid.set) {
 		uid_t uid = at->uid.set ? at->uid.v : (uid_t)-1;
@@ -831,7 +837,7 @@ void fs_handle_data(struct agent *a, const struct msg *m)
 	if (!job)
 		return;
 
-	if (data.len > 0 && job->error == 0) {
+	if (data.len > 0) {
 		size_t len = data.len;
 		const uint8_t *p = data.ptr;
 
@@ -853,13 +859,15 @@ void fs_handle_data(struct agent *a, const struct msg *m)
 				job->remaining -= (uint64_t)n;
 		}
 	}
-	/* The empty frame ends the stream, and so does reaching len. */
-	if (data.len == 0 || job->remaining == 0) {
-		if (job->error)
-			reply_error(a, job->id, job->error, "write %s at offset %llu", job->path,
-				    (unsigned long long)job->offset);
-		else
-			reply_ok(a, job->id);
+	/* A failure (a full disk) is answered at once; the job goes, so the
+	 * data still on its way finds none and is dropped. Otherwise the
+	 * empty frame ends the stream, and so does reaching len. */
+	if (job->error) {
+		reply_error(a, job->id, job->error, "write %s at offset %llu", job->path,
+			    (unsigned long long)job->offset);
+		free_write_job(a, job);
+	} else if (data.len == 0 || job->remaining == 0) {
+		reply_ok(a, job->id);
 		free_write_job(a, job);
 	}
 }

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/reboot.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -471,6 +473,22 @@ static int boot_as_pid1(uint64_t *init_ns)
 	return init_open_port(PORT_NAME);
 }
 
+/* Descriptors the agent may hold: 128 clients with 1024 handles each, the
+ * jobs that duplicate them, and the sessions' pipes. Processes get the
+ * usual limits back (see exec.c). */
+#define AGENT_NOFILE 262144
+
+static void set_agent_limits(void)
+{
+	struct rlimit nofile = { AGENT_NOFILE, AGENT_NOFILE };
+
+	if (setrlimit(RLIMIT_NOFILE, &nofile) < 0)
+		agent_error("raise the open file limit to %d: %s", AGENT_NOFILE, strerror(errno));
+	/* Files the agent creates for the host get exactly the modes asked
+	 * for; processes get the usual umask back. */
+	umask(0);
+}
+
 int main(void)
 {
 	struct agent a;
@@ -479,6 +497,8 @@ int main(void)
 
 	memset(&a, 0, sizeof(a));
 	a.pid1 = getpid() == 1;
+	exec_save_default_limits();
+	set_agent_limits();
 	buf_init(&a.in);
 	buf_init(&a.out);
 
