@@ -43,6 +43,8 @@ LIBS := -lsqlite3
 # End-to-end test programs: each tests/e2e/NAME.c links against libmsb.
 E2E_PROGRAMS := $(patsubst tests/e2e/%.c,$(BUILD)/tests/%,$(wildcard tests/e2e/*.c))
 
+BENCH_PROGRAMS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+
 # Example programs of the C API.
 EXAMPLE_PROGRAMS := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
 
@@ -50,7 +52,9 @@ PROGRAMS := $(BUILD)/msb $(BUILD)/msb-agentd $(BUILD)/libmsb.a $(BUILD)/libmsb.s
 	$(BUILD)/tests/unit-tests $(BUILD)/tests/cbor-roundtrip $(E2E_PROGRAMS) $(EXAMPLE_PROGRAMS)
 
 .PHONY: all setup check unit fuzz fuzz-run bench clean
-all: $(PROGRAMS)
+# Benchmarks are built with everything, so that they keep compiling; they
+# run only with `make bench`.
+all: $(PROGRAMS) $(BENCH_PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -118,7 +122,6 @@ fuzz-run: fuzz
 	tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # Benchmarks: each bench/NAME.c links the runtime and libmsb.
-BENCH_PROGRAMS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(RUNTIME_OBJ) $(CLIENT_OBJ) $(PROTO_OBJ) $(AGENT_BLOB_OBJ) bench/bench.h
 	@mkdir -p $(dir $@)

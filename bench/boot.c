@@ -166,7 +166,7 @@ static void measure_ready(const char *msb)
 
 		snprintf(name, sizeof(name), "bench-ready-%d-%d", (int)getpid(), i);
 		o.name = name;
-		if (msb_sandbox_start(&o, &sb, &err) < 0) {
+		if (msb_sandbox_create(&o, &sb, &err) < 0) {
 			fprintf(stderr, "bench: %s\n", err.message);
 			continue;
 		}
