@@ -96,7 +96,8 @@ else
 	mkdir -p "$user_home/.msb/cache" "$WORK/checkout" "$WORK/sticky"
 	# The guest assets, hard-linked: same files, readable through a path
 	# that the test user can reach.
-	cp -al "$HOME/.msb/cache/kernel" "$HOME/.msb/cache/images" "$user_home/.msb/cache/"
+	cache=${MSB_HOME:-$HOME/.msb}/cache
+	cp -al "$cache/kernel" "$cache/images" "$user_home/.msb/cache/"
 	chown -R "$TEST_USER" "$user_home" "$WORK/checkout"
 	chmod 755 "$WORK"
 	echo root-owned >"$WORK/others.txt"
