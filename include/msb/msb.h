@@ -76,7 +76,7 @@ typedef struct msb_sandbox_options {
 
 typedef struct msb_sandbox msb_sandbox;
 
-/* What the index knows of a sandbox. */
+/* A sandbox as the index records it. */
 typedef struct msb_sandbox_info {
 	char name[64];
 	char state[16];        /* creating, running, draining, stopped, crashed */
@@ -207,7 +207,7 @@ int msb_exec_start(msb_client *c, const char *cmd, const char *const *args, cons
 /* Sends stdin. With an msb agent at most a window of stdin is in flight:
  * when the process reads slower than data comes, this call waits (running
  * the connection, so output keeps flowing) until the process has taken
- * enough. msb_exec_stdin_room() tells how much can be written without
+ * enough. msb_exec_stdin_room() returns how much can be written without
  * waiting (SIZE_MAX with agents that do not report consumption). */
 int msb_exec_write_stdin(msb_exec *e, const void *data, size_t len, msb_error *err);
 size_t msb_exec_stdin_room(const msb_exec *e);

@@ -851,7 +851,7 @@ static ssize_t forward_output(struct agent *a, struct session *s, int fd, enum m
 		n = read(fd, base + full_prefix, OUTPUT_CHUNK_BYTES);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
-		/* A pty master reports EIO once no process holds the terminal. */
+		/* A pty master reports EIO once no process has the terminal open. */
 		return errno == EAGAIN ? -EAGAIN : 0;
 	if (n == 0 || s->detached)
 		return n;

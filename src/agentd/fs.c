@@ -1,4 +1,4 @@
-/* File operations: core.fs.request, answered with zero or more
+/* File operations: core.fs.request, whose response is zero or more
  * core.fs.data frames and one core.fs.response.
  *
  * Reads stream chunks of at most FS_CHUNK_BYTES from a job that the event
@@ -164,7 +164,7 @@ static enum fs_kind kind_of(mode_t mode)
 	return FS_KIND_OTHER;
 }
 
-/* Mode is the permission bits (07777); the kind says the type. */
+/* Mode is the permission bits (07777); the kind gives the type. */
 static void entry_from_stat(struct fs_entry *e, const char *path, const struct stat *st)
 {
 	memset(e, 0, sizeof(*e));
@@ -859,7 +859,7 @@ void fs_handle_data(struct agent *a, const struct msg *m)
 				job->remaining -= (uint64_t)n;
 		}
 	}
-	/* A failure (a full disk) is answered at once; the job goes, so the
+	/* A failure (a full disk) gets its response at once; the job goes, so the
 	 * data still on its way finds none and is dropped. Otherwise the
 	 * empty frame ends the stream, and so does reaching len. */
 	if (job->error) {

@@ -283,7 +283,7 @@ int index_claim_start(struct index *idx, const char *name, msb_error *err)
 	if (rc != 0)
 		return rc < 0 ? rc : 0;
 
-	/* Nothing changed: say why. */
+	/* Nothing changed: report why. */
 	rc = index_get(idx, name, &rec, err);
 	if (rc < 0)
 		return rc;

@@ -120,7 +120,7 @@ static void exec_runtime(const char *runtime, const char *name, unsigned boot_ti
 	snprintf(fd, sizeof(fd), "%d", ready_fd);
 	/* Out of the caller's session, so its terminal's signals do not
 	 * reach the VM; and off its stdio, so that a sandbox that outlives
-	 * the caller holds none of its pipes open. */
+	 * the caller keeps none of its pipes open. */
 	setsid();
 	null_fd = open("/dev/null", O_RDWR);
 	if (null_fd >= 0) {
@@ -181,7 +181,7 @@ static int wait_ready(msb_sandbox *sb, int fd, unsigned timeout_s, msb_error *er
 
 /* Starts the sandbox process for a row in state "creating" and waits for
  * its report. An ephemeral sandbox stays this process's child; any other
- * is detached (double fork), so nobody has to reap it. */
+ * is detached (double fork), so no process has to reap it. */
 static int spawn(msb_sandbox *sb, bool ephemeral, unsigned boot_timeout_s, msb_error *err)
 {
 	int ready[2], rc, status;
@@ -361,7 +361,7 @@ int msb_sandbox_create(const msb_sandbox_options *options, msb_sandbox **out, ms
 	sb = handle_new(name, runtime_path(o->runtime_path));
 	if (!sb)
 		return err_set(err, -ENOMEM, "out of memory");
-	/* A directory left by an earlier sandbox of this name holds nothing
+	/* A directory left by an earlier sandbox of this name contains nothing
 	 * of this one. */
 	files_remove_tree(sb->dir);
 	cancel_requested = 0;
@@ -412,7 +412,7 @@ int msb_sandbox_start(msb_sandbox *sb, unsigned boot_timeout_s, msb_error *err)
 
 	if (rc < 0)
 		return rc;
-	/* A record that still says "running" after a crash is corrected
+	/* A record that still shows "running" after a crash is corrected
 	 * first, so that the sandbox can start again. */
 	if (index_get(idx, sb->name, &rec, NULL) == 0) {
 		index_reconcile(idx, &rec);
@@ -478,7 +478,7 @@ static bool wait_gone(msb_sandbox *sb, const struct sandbox_record *rec, int64_t
 	}
 }
 
-/* Ends a sandbox process that did not answer: records the end itself. */
+/* Ends a sandbox process that did not respond, and records the end itself. */
 static void force_end(msb_sandbox *sb, const struct sandbox_record *rec, const char *reason)
 {
 	struct index *idx;

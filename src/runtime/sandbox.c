@@ -534,7 +534,7 @@ static void vm_exited(struct sandbox *sb)
 		}
 		break;
 	case PHASE_RUNNING:
-		/* Nobody asked for this: the guest powered itself off, or the
+		/* No stop was requested: the guest powered itself off, or the
 		 * kernel panicked, or QEMU died. */
 		if (panicked || !WIFEXITED(sb->vm_status) || WEXITSTATUS(sb->vm_status) != 0) {
 			sb->crashed = true;
