@@ -111,6 +111,8 @@ void exec_free_finished(struct agent *a);
  * every process gets back. */
 void exec_save_default_limits(void);
 void exec_set_output_paused(struct agent *a, bool paused);
+/* Whether the host paused the output of the client that owns id. */
+bool exec_id_paused(const struct agent *a, uint32_t id);
 /* Pauses or resumes the output of the sessions in [start, end). */
 void exec_set_flow(struct agent *a, uint32_t start, uint32_t end, bool paused);
 

@@ -695,7 +695,7 @@ static void free_session_fds(struct agent *a, struct session *s)
 	buf_free(&s->stdin_queue);
 }
 
-static bool range_paused(const struct agent *a, uint32_t id)
+bool exec_id_paused(const struct agent *a, uint32_t id)
 {
 	for (unsigned i = 0; i < a->n_paused_ranges; i++)
 		if (id >= a->paused_ranges[i].start && id < a->paused_ranges[i].end)
@@ -714,7 +714,7 @@ static void watch_output(struct agent *a, struct session *s)
 {
 	int events;
 
-	s->flow_paused = range_paused(a, s->id);
+	s->flow_paused = exec_id_paused(a, s->id);
 	events = output_events(a, s);
 
 	s->w_stdout = (struct watch){ WATCH_SESSION_STDOUT, s };

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "../proto/errname.h"
+#include "../proto/frame.h"
 
 /* Each core.fs.data frame carries at most this much; the protocol allows
  * 3 MiB, and smaller chunks keep memory low and interleave better with
@@ -276,10 +277,8 @@ static unsigned handles_of(struct agent *a, uint32_t owner_start)
 /* The id range of the client that sent id, as the relay assigns them. */
 static void owner_range(uint32_t id, uint32_t *start, uint32_t *end)
 {
-	const uint32_t step = 1u << 25;
-
-	*start = id / step * step + 1;
-	*end = id / step * step + step - 1;
+	*start = frame_client_id_start(id / FRAME_CLIENT_ID_STEP);
+	*end = frame_client_id_end(id / FRAME_CLIENT_ID_STEP);
 }
 
 static void free_handle(struct fs_handle *h)
@@ -884,20 +883,12 @@ static void free_read_job(struct agent *a, struct fs_read_job *job)
 	free(job);
 }
 
-static bool read_paused(struct agent *a, const struct fs_read_job *job)
-{
-	for (unsigned i = 0; i < a->n_paused_ranges; i++)
-		if (job->id >= a->paused_ranges[i].start && job->id < a->paused_ranges[i].end)
-			return true;
-	return false;
-}
-
 bool fs_pending_work(struct agent *a)
 {
 	if (!a->fs || buf_pending(&a->out) > AGENT_OUT_HIGH_BYTES)
 		return false;
 	for (struct fs_read_job *job = a->fs->reads; job; job = job->next)
-		if (!read_paused(a, job))
+		if (!exec_id_paused(a, job->id))
 			return true;
 	return false;
 }
@@ -918,7 +909,7 @@ void fs_pump(struct agent *a)
 		next = job->next;
 		if (buf_pending(&a->out) > AGENT_OUT_HIGH_BYTES)
 			return;
-		if (read_paused(a, job))
+		if (exec_id_paused(a, job->id))
 			continue;
 		if (job->remaining < want)
 			want = (size_t)job->remaining;

@@ -28,6 +28,21 @@
 #define FRAME_FLAG_SESSION_START 0x02u
 #define FRAME_FLAG_SHUTDOWN 0x04u
 
+/* Ids per relay client: client slot s owns ids [s*STEP+1, s*STEP+STEP-1).
+ * This is 4294967295/128 rounded up, which reproduces microsandbox's
+ * ranges (slot 1 is 0x02000001..0x03ffffff exclusive). */
+#define FRAME_CLIENT_ID_STEP (1u << 25)
+
+static inline uint32_t frame_client_id_start(unsigned slot)
+{
+	return slot * FRAME_CLIENT_ID_STEP + 1;
+}
+
+static inline uint32_t frame_client_id_end(unsigned slot)
+{
+	return slot * FRAME_CLIENT_ID_STEP + FRAME_CLIENT_ID_STEP - 1;
+}
+
 struct frame_header {
 	uint32_t len;
 	uint32_t id;

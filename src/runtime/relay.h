@@ -29,10 +29,8 @@
 #include "loop.h"
 
 #define RELAY_MAX_CLIENTS 128
-/* Ids per client slot: slot s owns [s*STEP+1, s*STEP+STEP-1). This is
- * 4294967295/128 rounded up, which reproduces microsandbox's ranges (slot 1
- * is 0x02000001..0x03ffffff exclusive). */
-#define RELAY_ID_STEP (1u << 25)
+/* Ids per client slot (see frame.h). */
+#define RELAY_ID_STEP FRAME_CLIENT_ID_STEP
 #define RELAY_CLIENT_PAUSE_BYTES (4u * 1024 * 1024)
 #define RELAY_CLIENT_RESUME_BYTES (1u * 1024 * 1024)
 /* Output waiting for one client beyond this size disconnects that client:
@@ -88,12 +86,12 @@ size_t relay_guest_pending(const struct relay *r);
 /* The id range of slot s. */
 static inline uint32_t relay_slot_start(unsigned slot)
 {
-	return slot * RELAY_ID_STEP + 1;
+	return frame_client_id_start(slot);
 }
 
 static inline uint32_t relay_slot_end(unsigned slot)
 {
-	return slot * RELAY_ID_STEP + RELAY_ID_STEP - 1;
+	return frame_client_id_end(slot);
 }
 
 #endif
