@@ -87,9 +87,9 @@ struct agent {
 void agent_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void agent_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Queues one message to the host. A failure to encode is logged and the
- * message dropped; the agent keeps serving. */
-void agent_send(struct agent *a, const struct msg *m);
+/* Queues one message to the host. A failure to encode is logged, the
+ * message dropped and the error returned; the agent keeps serving. */
+int agent_send(struct agent *a, const struct msg *m);
 void agent_send_data(struct agent *a, enum msg_type type, uint32_t id, const void *data, size_t len);
 /* Writes what the channel takes of the queued frames. */
 void agent_flush(struct agent *a);

@@ -112,8 +112,6 @@ static void reply_error(struct agent *a, uint32_t id, int err, const char *fmt, 
 static void reply(struct agent *a, uint32_t id, struct msg_fs_response *r)
 {
 	struct msg m;
-	struct buf probe;
-	int rc;
 
 	memset(&m, 0, sizeof(m));
 	m.type = MSG_FS_RESPONSE;
@@ -122,16 +120,11 @@ static void reply(struct agent *a, uint32_t id, struct msg_fs_response *r)
 	m.u.fs_response = *r;
 
 	/* A response must reach the client, or it waits forever: one too
-	 * large for a frame (List of a huge directory) becomes an error. */
-	buf_init(&probe);
-	rc = msg_encode(&probe, &m);
-	buf_free(&probe);
-	if (rc == -EMSGSIZE) {
-		reply_error(a, id, E2BIG, "the answer exceeds the 4 MiB frame limit; page through the directory with "
-					  "OpenDir and ReadDir");
-		return;
-	}
-	agent_send(a, &m);
+	 * large for a frame (List of a huge directory) becomes an error.
+	 * A failed encode leaves the output queue as it was. */
+	if (agent_send(a, &m) == -EMSGSIZE)
+		reply_error(a, id, E2BIG, "the response exceeds the 4 MiB frame limit; page through the directory "
+					  "with OpenDir and ReadDir");
 }
 
 static void reply_ok(struct agent *a, uint32_t id)

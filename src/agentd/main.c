@@ -125,13 +125,14 @@ void agent_flush(struct agent *a)
 	flush_out(a);
 }
 
-void agent_send(struct agent *a, const struct msg *m)
+int agent_send(struct agent *a, const struct msg *m)
 {
 	int rc = msg_encode(&a->out, m);
 
 	if (rc < 0)
 		agent_error("encode %s id=%u: %s", msg_type_name(m->type), m->id, strerror(-rc));
 	flush_out(a);
+	return rc;
 }
 
 void agent_send_data(struct agent *a, enum msg_type type, uint32_t id, const void *data, size_t len)
