@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../base/files.h"
+#include "../base/monotonic.h"
 #include "cli.h"
 
 #define STDIN_CHUNK_BYTES (64 * 1024)
@@ -33,14 +34,6 @@ struct session {
 	int64_t give_up_at_ms; /* 0: wait for the command as long as it runs */
 	int give_up_signal;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static struct termios saved_termios;
 static bool termios_saved;
@@ -140,11 +133,11 @@ static void on_signal(struct session *s, int sig)
 	 * a second SIGINT means the user insists, a third gives up. */
 	s->signals_forwarded++;
 	if (sig != SIGINT && !s->give_up_at_ms) {
-		s->give_up_at_ms = now_ms() + SIGNAL_GRACE_MS;
+		s->give_up_at_ms = monotonic_ms() + SIGNAL_GRACE_MS;
 		s->give_up_signal = sig;
 	}
 	if (sig == SIGINT && s->signals_forwarded >= SIGINT_GIVE_UP_COUNT) {
-		s->give_up_at_ms = now_ms();
+		s->give_up_at_ms = monotonic_ms();
 		s->give_up_signal = sig;
 	}
 	if (sig == SIGINT && s->signals_forwarded > 1)
@@ -166,7 +159,7 @@ static int pump(msb_client *client, struct session *s, int signal_fd, msb_error 
 		};
 
 		if (s->give_up_at_ms) {
-			int64_t left = s->give_up_at_ms - now_ms();
+			int64_t left = s->give_up_at_ms - monotonic_ms();
 
 			if (left <= 0)
 				return -ETIMEDOUT;

@@ -15,18 +15,11 @@
 
 #include "../base/err.h"
 #include "../base/home.h"
+#include "../base/monotonic.h"
 #include "../base/index.h"
 #include "../proto/frame.h"
 
 #define READ_CHUNK_BYTES (256 * 1024)
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Why the sandbox closed the connection, from its state in the index: a
  * stop records "draining" with its reason before the guest goes. */
@@ -81,7 +74,7 @@ static int read_until(msb_client *c, size_t want, int64_t deadline, msb_error *e
 {
 	while (buf_pending(&c->in) < want) {
 		struct pollfd p = { .fd = c->fd, .events = POLLIN };
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - monotonic_ms();
 		int rc;
 
 		if (left <= 0)
@@ -98,7 +91,7 @@ static int read_until(msb_client *c, size_t want, int64_t deadline, msb_error *e
 
 static int handshake(msb_client *c, msb_error *err)
 {
-	int64_t deadline = now_ms() + CLIENT_HANDSHAKE_TIMEOUT_MS;
+	int64_t deadline = monotonic_ms() + CLIENT_HANDSHAKE_TIMEOUT_MS;
 	struct frame_header h;
 	long total;
 	int rc;

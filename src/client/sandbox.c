@@ -22,6 +22,7 @@
 #include "../base/files.h"
 #include "../base/home.h"
 #include "../base/index.h"
+#include "../base/monotonic.h"
 #include "../base/mounts.h"
 
 #define DEFAULT_RUNTIME "msb"
@@ -67,14 +68,6 @@ static const char *runtime_path(const char *given)
 	return env && *env ? env : DEFAULT_RUNTIME;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
@@ -87,7 +80,7 @@ static void generate_name(char *out, size_t len)
 	unsigned char r[4] = { 0 };
 
 	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
-		unsigned v = (unsigned)getpid() ^ (unsigned)now_ms();
+		unsigned v = (unsigned)getpid() ^ (unsigned)monotonic_ms();
 
 		memcpy(r, &v, sizeof(r));
 	}
@@ -140,11 +133,11 @@ static int wait_ready(msb_sandbox *sb, int fd, unsigned timeout_s, msb_error *er
 {
 	char line[1200];
 	size_t len = 0;
-	int64_t deadline = now_ms() + (int64_t)(timeout_s + READY_WAIT_MARGIN_S) * 1000;
+	int64_t deadline = monotonic_ms() + (int64_t)(timeout_s + READY_WAIT_MARGIN_S) * 1000;
 
 	while (len < sizeof(line) - 1) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - monotonic_ms();
 		ssize_t n;
 
 		if (cancel_requested)
@@ -472,7 +465,7 @@ static bool wait_gone(msb_sandbox *sb, const struct sandbox_record *rec, int64_t
 		reap_child(sb);
 		if (!index_process_alive(rec->pid, rec->pid_start_time))
 			return true;
-		if (now_ms() >= deadline)
+		if (monotonic_ms() >= deadline)
 			return false;
 		sleep_ms(10);
 	}
@@ -484,7 +477,7 @@ static void force_end(msb_sandbox *sb, const struct sandbox_record *rec, const c
 	struct index *idx;
 
 	kill(rec->pid, SIGKILL);
-	wait_gone(sb, rec, now_ms() + HARD_STOP_WAIT_MS);
+	wait_gone(sb, rec, monotonic_ms() + HARD_STOP_WAIT_MS);
 	if (index_open(&idx, NULL) == 0) {
 		index_set_state(idx, sb->name, STATE_STOPPED, reason, NULL);
 		index_close(idx);
@@ -505,11 +498,11 @@ static int stop_process(msb_sandbox *sb, int first_signal, unsigned timeout_s, c
 	}
 
 	kill(rec.pid, first_signal);
-	if (wait_gone(sb, &rec, now_ms() + (int64_t)timeout_s * 1000))
+	if (wait_gone(sb, &rec, monotonic_ms() + (int64_t)timeout_s * 1000))
 		return 0;
 	/* The guest did not power off in time: stop the VM hard. */
 	kill(rec.pid, SIGUSR1);
-	if (wait_gone(sb, &rec, now_ms() + HARD_STOP_WAIT_MS))
+	if (wait_gone(sb, &rec, monotonic_ms() + HARD_STOP_WAIT_MS))
 		return 0;
 	force_end(sb, &rec, reason);
 	return err_set(err, -ETIMEDOUT, "sandbox %s did not stop and its process was killed", sb->name);

@@ -34,6 +34,7 @@
 #include "../base/files.h"
 #include "../base/home.h"
 #include "../base/index.h"
+#include "../base/monotonic.h"
 #include "../engine/engine.h"
 #include "../guest/assets.h"
 #include "../guest/cmdline.h"
@@ -98,14 +99,6 @@ struct sandbox {
 	struct loop_watch *boot_timer, *stop_timer, *clock_timer, *policy_timer, *signal_watch, *diag_watch;
 	uint64_t start_ns;
 };
-
-static uint64_t monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- Options ---- */
 
