@@ -249,20 +249,16 @@ void index_free_records(struct sandbox_record *recs, size_t count)
 	free(recs);
 }
 
-/* Runs one UPDATE with text parameters bound in order; returns the number
- * of rows changed or a negative errno. */
-static int update(struct index *idx, msb_error *err, const char *sql, int n_params, const char *const *params,
-		  int64_t time_param)
+/* Runs one statement whose only parameter is a sandbox name; returns the
+ * number of rows changed or a negative errno. */
+static int update_by_name(struct index *idx, msb_error *err, const char *sql, const char *name)
 {
 	sqlite3_stmt *st;
 	int rc;
 
 	if (sqlite3_prepare_v2(idx->db, sql, -1, &st, NULL) != SQLITE_OK)
 		return db_error(idx, err, "prepare update");
-	for (int i = 0; i < n_params; i++)
-		sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_STATIC);
-	if (time_param >= 0)
-		sqlite3_bind_int64(st, n_params + 1, time_param);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
@@ -273,13 +269,12 @@ static int update(struct index *idx, msb_error *err, const char *sql, int n_para
 int index_claim_start(struct index *idx, const char *name, msb_error *err)
 {
 	struct sandbox_record rec;
-	const char *params[] = { name };
 	int rc;
 
-	rc = update(idx, err,
-		    "UPDATE sandboxes SET state = 'creating', stop_reason = '' WHERE name = ? AND state IN "
-		    "('stopped', 'crashed')",
-		    1, params, -1);
+	rc = update_by_name(idx, err,
+			    "UPDATE sandboxes SET state = 'creating', stop_reason = '' WHERE name = ? AND state IN "
+			    "('stopped', 'crashed')",
+			    name);
 	if (rc != 0)
 		return rc < 0 ? rc : 0;
 
@@ -352,8 +347,7 @@ int index_set_state(struct index *idx, const char *name, const char *state, cons
 
 int index_delete(struct index *idx, const char *name, msb_error *err)
 {
-	const char *params[] = { name };
-	int rc = update(idx, err, "DELETE FROM sandboxes WHERE name = ?", 1, params, -1);
+	int rc = update_by_name(idx, err, "DELETE FROM sandboxes WHERE name = ?", name);
 
 	return rc < 0 ? rc : 0;
 }
