@@ -102,7 +102,7 @@ void msb_set_runtime_path(const char *path);
 void msb_cancel(void);
 
 /* Records a new sandbox and boots it; returns once the guest is ready. On
- * a boot failure the message says what failed and where the logs are. */
+ * a boot failure the message names what failed and where the logs are. */
 int msb_sandbox_create(const msb_sandbox_options *options, msb_sandbox **out, msb_error *err);
 /* A handle on an existing sandbox, running or not. */
 int msb_sandbox_open(const char *name, msb_sandbox **out, msb_error *err);

@@ -24,7 +24,7 @@
 /* One range per relay client at most. */
 #define AGENT_MAX_PAUSED_RANGES 128
 
-/* What an epoll event refers to. */
+/* The object an epoll event refers to. */
 enum watch_kind {
 	WATCH_PORT,
 	WATCH_SIGNAL,

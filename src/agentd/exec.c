@@ -46,12 +46,12 @@
  * queue runs empty. */
 #define STDIN_REPORT_BYTES (256 * 1024)
 /* After the process exits, output still in its pipes is forwarded up to
- * this much per stream; the rest can only come from background processes
- * that outlive it, which could write forever. */
+ * this much per stream. The rest can only come from background processes
+ * that outlive it, and those could write forever. */
 #define EXIT_DRAIN_MAX_BYTES (4 * 1024 * 1024)
 #define MAX_GROUPS 64
 
-/* What the child reports when it fails before execve(). */
+/* A failure the child reports before execve(). */
 enum child_stage {
 	STAGE_STDIO,
 	STAGE_PTY,

@@ -1,7 +1,7 @@
 /* PID 1 duties: mount the basics, load kernel modules, join the root image
  * and a writable upper with overlayfs, move into it, find the agent port.
  *
- * The initramfs holds this binary as /init and the modules it may need in
+ * The initramfs contains this binary as /init and the modules it may need in
  * /modules, with one file per group (/modules/GROUP.order) that lists the
  * group's modules in load order, dependencies first.
  */

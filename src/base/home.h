@@ -10,8 +10,8 @@
 
 #include "msb/msb.h"
 
-/* Longest sandbox name: it becomes a directory name and part of a socket
- * path, which Unix sockets limit to 108 bytes. */
+/* Maximum length of a sandbox name. The name becomes a directory name and
+ * part of socket paths, which Unix sockets limit to 108 bytes. */
 #define HOME_NAME_MAX 40
 
 /* Fills out with $MSB_HOME joined with the printf-style suffix. */

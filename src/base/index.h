@@ -34,7 +34,7 @@
 #define STATE_STOPPED "stopped"
 #define STATE_CRASHED "crashed"
 
-/* Why a sandbox stopped. */
+/* Reasons a sandbox stopped. */
 #define REASON_EXIT "exit"
 #define REASON_IDLE_TIMEOUT "idle timeout"
 #define REASON_MAX_DURATION "max duration"

@@ -45,7 +45,10 @@ static void fill_info(msb_file_info *info, const struct fs_entry *e)
 	info->mode = e->mode;
 	info->uid = e->uid;
 	info->gid = e->gid;
-	info->mtime = e->mtime.set ? e->mtime.v : e->modified.set ? e->modified.v : 0;
+	if (e->mtime.set)
+		info->mtime = e->mtime.v;
+	else if (e->modified.set)
+		info->mtime = e->modified.v;
 	info->atime = e->atime.set ? e->atime.v : 0;
 }
 
@@ -373,8 +376,8 @@ int msb_fs_read_file(msb_client *c, const char *path, size_t max_len, void **dat
 	return 0;
 }
 
-/* The Write request is answered only after its data: the response comes
- * while (or after) the chunks go out. */
+/* The guest responds to a Write request only after its data, so the
+ * response arrives while (or after) the chunks go out. */
 int msb_fs_write_stream(msb_client *c, const char *path, uint32_t mode, msb_fs_source source, void *user_data,
 			msb_error *err)
 {
@@ -405,8 +408,8 @@ int msb_fs_write_stream(msb_client *c, const char *path, uint32_t mode, msb_fs_s
 	client_call_add(c, &fc.call);
 	rc = client_send(c, &m, err);
 
-	/* Stream until the source ends, or the guest answered early (an
-	 * error such as a full disk). */
+	/* Stream until the source ends, or until an early response (an
+	 * error such as a full disk) arrives. */
 	while (rc == 0 && !fc.call.done) {
 		long n = source(user_data, chunk, WRITE_CHUNK_BYTES);
 

@@ -134,7 +134,7 @@ static void run_child(const struct argv_builder *b, const struct engine_config *
 
 	/* QEMU must not outlive the sandbox process, even one killed with
 	 * SIGKILL. The parent may already be gone by the time the flag is
-	 * set, which getppid() tells. */
+	 * set, which getppid() shows. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(1);

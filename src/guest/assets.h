@@ -28,7 +28,7 @@ struct guest_assets {
 };
 
 /* Finds the kernel and the root image (image, or the default one when
- * NULL). Errors say what is missing and how to get it. */
+ * NULL). Errors name what is missing and how to get it. */
 int assets_find(struct guest_assets *a, const char *image, msb_error *err);
 /* Composes the initramfs if the cache lacks it; fills a->initramfs. */
 int assets_prepare_initramfs(struct guest_assets *a, msb_error *err);

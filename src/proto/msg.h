@@ -345,7 +345,7 @@ void msg_free(struct msg *m);
  * without building a struct msg. */
 int msg_encode_data(struct buf *out, enum msg_type type, uint32_t id, const void *data, size_t len);
 
-/* The most bytes that come before the data in such a frame. */
+/* The maximum number of bytes that come before the data in such a frame. */
 #define MSG_DATA_PREFIX_MAX 128
 /* Writes the bytes that come before len bytes of data in such a frame
  * (header, body and payload heads) to out, which has MSG_DATA_PREFIX_MAX

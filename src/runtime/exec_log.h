@@ -4,7 +4,7 @@
  *
  * "id" is the session's protocol id, which clients reuse; "seq" numbers
  * the sessions of the sandbox process in the order they started, so lines
- * of different sessions can be told apart.
+ * of different sessions stay distinct.
  * where "s" is "stdout", "stderr", "output" (a terminal's merged output) or
  * "system" (a session's start and end markers). Output is text: a UTF-8
  * character split between two chunks is joined before it is written, and

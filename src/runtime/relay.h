@@ -4,7 +4,7 @@
  * Each accepted client receives [id_start u32 BE][id_end_exclusive u32 BE]
  * and the cached core.ready frame; after that it speaks frames whose ids
  * lie in its range. The relay reads only frame headers, except the type of
- * session-opening frames, so that it knows which exec sessions a client
+ * session-opening frames, so that it can track which exec sessions a client
  * has open. A client whose stream is malformed is disconnected; the guest
  * and the other clients carry on.
  *

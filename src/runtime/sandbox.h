@@ -1,6 +1,6 @@
 /* The sandbox process (`msb sandbox`): owns one VM from boot to stop.
  *
- * It starts the engine, answers the guest's boot handshake, relays the
+ * It starts the engine, completes the guest's boot handshake, relays the
  * agent channel to clients on $MSB_HOME/sandboxes/NAME/agent.sock, keeps
  * the guest clock in step, and records why the sandbox stopped. When the
  * guest does not become ready it writes boot-error.json and exits non-zero,

@@ -21,7 +21,7 @@
 #include "../base/err.h"
 #include "../base/files.h"
 
-/* virtiofsd sees the listening socket as this descriptor. */
+/* The descriptor number of the listening socket in virtiofsd. */
 #define SHARES_SOCKET_FD 3
 
 /* In a child that is about to exec: report and exit. */
@@ -211,8 +211,8 @@ int shares_start(const char *dir, const struct mount_spec *m, size_t n, struct s
 	if (access(SHARES_VIRTIOFSD, X_OK) < 0)
 		return err_sys(err, -errno, "%s (from Debian's qemu-system-common) is needed for -v mounts",
 			       SHARES_VIRTIOFSD);
-	/* Sources can vanish between create and start; say which, here,
-	 * rather than through a failed bind mount in virtiofsd's log. */
+	/* Sources can vanish between create and start. Name the missing one
+	 * here, rather than through a failed bind mount in virtiofsd's log. */
 	for (size_t i = 0; i < n; i++)
 		if (m[i].kind != MOUNT_TMPFS && access(m[i].source, F_OK) < 0)
 			return err_sys(err, -errno, "mount source %s (for %s)", m[i].source, m[i].guest);

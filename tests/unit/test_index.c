@@ -81,7 +81,7 @@ TEST(index_reconcile_live_process_kept)
 	home_enter(&h);
 	index_boot_id(boot_id, sizeof(boot_id));
 	CHECK_INT_EQ(index_open(&idx, NULL), 0);
-	/* This test process stands in for a live sandbox process. */
+	/* This test process serves as a live sandbox process. */
 	insert_running(idx, "live", (int)getpid(), index_process_start_time((int)getpid()), boot_id);
 	CHECK_INT_EQ(index_get(idx, "live", &r, NULL), 0);
 	CHECK(!index_reconcile(idx, &r));
